@@ -1,0 +1,7 @@
+"""`twinline db` verbs."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="db (being built).", no_args_is_help=True)

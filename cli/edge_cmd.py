@@ -1,0 +1,7 @@
+"""`twinline edge` verbs."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="edge (being built).", no_args_is_help=True)

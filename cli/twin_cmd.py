@@ -1,0 +1,7 @@
+"""`twinline twin` verbs."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="twin (being built).", no_args_is_help=True)

@@ -1,0 +1,1 @@
+"""twinline.simulators."""

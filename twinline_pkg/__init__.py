@@ -1,0 +1,1 @@
+"""twinline: digital twin and MES data platform for electronics manufacturing lines."""

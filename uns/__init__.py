@@ -1,0 +1,1 @@
+"""twinline.uns: the contract every box imports (topics, envelope, E10 states, plant model)."""
