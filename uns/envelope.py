@@ -227,7 +227,25 @@ def utc(ts: datetime) -> datetime:
 
 
 __all__ = [
-    "KIND_OF", "MAX_SAMPLES", "SCHEMA_VERSION", "AlarmSample", "CountSample", "E10", "EdgeStatus",
-    "EnergySample", "Envelope", "ProcessSample", "ProductSample", "Quality", "Reason", "Sample", "StateSample",
-    "decode", "decode_status", "encode", "encode_status", "utc", "validate",
+    "E10",
+    "KIND_OF",
+    "MAX_SAMPLES",
+    "SCHEMA_VERSION",
+    "AlarmSample",
+    "CountSample",
+    "EdgeStatus",
+    "EnergySample",
+    "Envelope",
+    "ProcessSample",
+    "ProductSample",
+    "Quality",
+    "Reason",
+    "Sample",
+    "StateSample",
+    "decode",
+    "decode_status",
+    "encode",
+    "encode_status",
+    "utc",
+    "validate",
 ]

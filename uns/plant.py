@@ -295,7 +295,7 @@ def _build_plant(data: Mapping[str, Any], r: _Reader) -> Plant:
         areas.append(area)
     plant = Plant(site_id, r.text(site["name"], "site.name"), tz, epoch, settings, MappingProxyType(products),
                   tuple(areas), calendar, r.source)
-    _check_downtime_stations(r, calendar, "calendar", set(plant.stations))
+    _check_downtime_stations(r, calendar, "calendar", set(plant.stations), f"site {site_id}")
     return plant
 
 
@@ -368,7 +368,8 @@ def _line(r: _Reader, node: Any, where: str, area: AssetPath, products: Mapping[
     calendar = site_calendar
     if data.get("calendar") is not None:
         calendar = parse_calendar(r, data["calendar"], sub(where, "calendar"), site_calendar.timezone)
-        _check_downtime_stations(r, calendar, sub(where, "calendar"), {str(s.path) for s in stations})
+        _check_downtime_stations(r, calendar, sub(where, "calendar"), {str(s.path) for s in stations},
+                                 f"line {path}; a line calendar covers only its own stations")
     name = r.text(data["name"], sub(where, "name")) if "name" in data else line_id
     sim = MappingProxyType(r.free_mapping(data.get("sim"), sub(where, "sim")))
     return Line(line_id, name, line_type, path, tuple(stations), MappingProxyType(routes), calendar, sim)
@@ -444,12 +445,12 @@ def _routes(r: _Reader, node: Any, where: str, stations: list[Station],
     return routes
 
 
-def _check_downtime_stations(r: _Reader, calendar: Calendar, where: str, known: set[str]) -> None:
+def _check_downtime_stations(r: _Reader, calendar: Calendar, where: str, known: set[str], scope: str) -> None:
     for i, entry in enumerate(calendar.planned_downtime):
         for j, path in enumerate(entry.stations or ()):
             if path not in known:
                 at = sub(sub(sub(sub(where, "planned_downtime"), i), "stations"), j)
-                r.fail(at, f"unknown station {path!r} (not a station in this calendar's scope)")
+                r.fail(at, f"unknown station {path!r} (not a station of {scope})")
 
 
 def _choice(r: _Reader, enum: type[_E], value: Any, where: str) -> _E:
