@@ -13,8 +13,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from twinline.twin.errors import InputError
 from twinline.uns.states import REASONS
+
+from .errors import InputError
 
 I64 = npt.NDArray[np.int64]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -23,8 +23,8 @@ from datetime import datetime
 
 import polars as pl
 
-from twinline.twin._intervals import EXCLUDED_QUALITIES, US_PER_S, check_qualities, period_us, states_us
-from twinline.twin.errors import InputError
+from ._intervals import EXCLUDED_QUALITIES, US_PER_S, check_qualities, period_us, states_us
+from .errors import InputError
 
 _CHAIN_REASONS = ("failure", "repair", "maintenance_delay")
 

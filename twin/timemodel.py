@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from twinline.twin._intervals import (
+from ._intervals import (
     EXCLUDED_QUALITIES,
     I64,
     US_PER_S,
@@ -38,7 +38,7 @@ from twinline.twin._intervals import (
     states_us,
     windows_us,
 )
-from twinline.twin.errors import InputError
+from .errors import InputError
 
 OUTSIDE, PDOT, AUST, APT, ADET, ADOT, NODATA = range(7)
 ELEMENT_NAMES = ("outside", "pdot", "aust", "apt", "adet", "adot", "nodata")
@@ -110,7 +110,7 @@ class TimeElements:
     def __radd__(self, other: Any) -> TimeElements:
         if other == 0:  # lets the builtin sum() start from 0
             return self
-        return NotImplemented  # type: ignore[no-any-return]
+        return NotImplemented
 
 
 def _interval_codes(frame: pl.DataFrame, changeover_counts_as_planned: bool,
