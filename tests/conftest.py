@@ -82,17 +82,18 @@ def timescale_missing(server_dsn: str) -> str | None:
     return None
 
 
-def _migrate(dsn: str) -> None:
+def _migrate(dsn: str, *, timescale: bool) -> None:
+    """Migrate with the flavor asked for: plain_db_dsn stays plain even on a TimescaleDB server."""
     from twinline.ingest.migrate import migrate
 
-    migrate(dsn)
+    migrate(dsn, flavor="timescaledb" if timescale else "postgresql")
 
 
 @pytest.fixture
 def plain_db_dsn(new_database: Callable[[], str]) -> str:
     """A fresh database with twinline's schema on plain PostgreSQL."""
     dsn = new_database()
-    _migrate(dsn)
+    _migrate(dsn, timescale=False)
     return dsn
 
 
@@ -105,7 +106,7 @@ def timescale_db_dsn(new_database: Callable[[], str], pg_server_dsn: str) -> str
     dsn = new_database()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    _migrate(dsn)
+    _migrate(dsn, timescale=True)
     return dsn
 
 
@@ -153,7 +154,7 @@ def broker_control() -> Iterator[LocalBroker]:
     broker = LocalBroker(prefer="mosquitto")
     try:
         broker.start()
-    except Exception as exc:  # noqa: BLE001 - turned into a skip with the reason
+    except Exception as exc:  # turned into a skip with the reason
         pytest.skip(f"no private broker for stop/restart tests: {exc}")
     if broker.kind != "mosquitto":
         broker.stop()

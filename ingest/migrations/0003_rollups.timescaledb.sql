@@ -1,0 +1,47 @@
+-- twinline store, migration 0003 (TimescaleDB): hourly rollups as real-time continuous aggregates.
+-- materialized_only = false: buckets past the refresh watermark are computed from the raw rows at query
+-- time, so a reader always sees every row; a row arriving late into an already materialized hour shows up
+-- after the next refresh (the policy every 30 minutes over the last 3 days, or refresh_rollups()).
+
+CREATE MATERIALIZED VIEW count_hourly
+WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+SELECT time_bucket(INTERVAL '1 hour', ts) AS bucket,
+       asset,
+       product,
+       sum(good)::bigint AS good,
+       sum(scrap)::bigint AS scrap,
+       sum(rework)::bigint AS rework,
+       count(*) AS events
+FROM count_event
+GROUP BY 1, asset, product
+WITH NO DATA;
+
+CREATE MATERIALIZED VIEW energy_hourly
+WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+SELECT time_bucket(INTERVAL '1 hour', ts) AS bucket,
+       asset,
+       sum(energy_kwh) AS energy_kwh,
+       count(*) AS samples
+FROM energy_sample
+GROUP BY 1, asset
+WITH NO DATA;
+
+SELECT add_continuous_aggregate_policy('count_hourly', start_offset => INTERVAL '3 days',
+                                       end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes');
+SELECT add_continuous_aggregate_policy('energy_hourly', start_offset => INTERVAL '3 days',
+                                       end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes');
+
+COMMENT ON VIEW count_hourly IS 'Hourly (UTC hour) sums of count_event per station and product. Same columns and results on both flavors: a real-time continuous aggregate on TimescaleDB, a plain view elsewhere.';
+COMMENT ON COLUMN count_hourly.bucket IS 'Start of the UTC hour.';
+COMMENT ON COLUMN count_hourly.asset IS 'Station path (asset.path).';
+COMMENT ON COLUMN count_hourly.product IS 'SKU the units belong to (NULL when the source did not say).';
+COMMENT ON COLUMN count_hourly.good IS 'Good units completed in the hour.';
+COMMENT ON COLUMN count_hourly.scrap IS 'Scrapped units in the hour.';
+COMMENT ON COLUMN count_hourly.rework IS 'Units sent to rework in the hour.';
+COMMENT ON COLUMN count_hourly.events IS 'Number of count_event rows summed.';
+
+COMMENT ON VIEW energy_hourly IS 'Hourly (UTC hour) energy per station from energy_sample increments. Same columns and results on both flavors.';
+COMMENT ON COLUMN energy_hourly.bucket IS 'Start of the UTC hour.';
+COMMENT ON COLUMN energy_hourly.asset IS 'Station path (asset.path).';
+COMMENT ON COLUMN energy_hourly.energy_kwh IS 'Energy used in the hour, kWh (sum of the increments).';
+COMMENT ON COLUMN energy_hourly.samples IS 'Number of energy_sample rows summed.';
