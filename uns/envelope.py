@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -194,29 +195,41 @@ def validate(env: Envelope, channel: Channel | None = None, *, now: datetime | N
     """
     if env.v != SCHEMA_VERSION:
         raise ContractError("v", f"unsupported schema version {env.v} (this build speaks {SCHEMA_VERSION})")
-    limit = now.timestamp() + max_future_s if now is not None else math.inf
-    floor = not_before.timestamp() if not_before is not None else -math.inf
-    for i, s in enumerate(env.samples):
-        where = f"samples[{i}]"
-        if channel is not None and KIND_OF[type(s)] is not channel:
-            raise ContractError(f"{where}.kind", f"a {KIND_OF[type(s)].value} sample on a {channel.value} topic")
-        t = s.ts.timestamp()
-        if t > limit:
-            raise ContractError(f"{where}.ts", f"{s.ts.isoformat()} is more than {max_future_s:g} s in the future")
-        if t < floor:
-            raise ContractError(f"{where}.ts", f"{s.ts.isoformat()} is before the plant's epoch")
-        if isinstance(s, StateSample):
-            if s.reason not in REASONS[s.state]:
-                raise ContractError(f"{where}.reason", f"reason {s.reason.value!r} does not belong to state "
-                                                       f"{s.state.value}")
-        elif isinstance(s, ProcessSample):
-            if not math.isfinite(s.value):
-                raise ContractError(f"{where}.value", "not a finite number")
-        elif isinstance(s, EnergySample):
-            if not math.isfinite(s.energy_kwh):
-                raise ContractError(f"{where}.energy_kwh", "not a finite number")
-            if s.power_kw is not None and not math.isfinite(s.power_kw):
-                raise ContractError(f"{where}.power_kw", "not a finite number")
+    # Whole-envelope checks first (C-level builtins over the samples); only a failing envelope is walked
+    # sample by sample to name the offending one. This keeps ingest's hot path off per-sample Python code.
+    samples = env.samples
+    kinds = {type(s) for s in samples}
+    if channel is not None and kinds != {_TYPE_OF[channel]}:
+        _first(samples, lambda s: KIND_OF[type(s)] is not channel, "kind",
+               lambda s: f"a {KIND_OF[type(s)].value} sample on a {channel.value} topic")
+    if now is not None:
+        limit = now + timedelta(seconds=max_future_s)
+        if max(s.ts for s in samples) > limit:
+            _first(samples, lambda s: s.ts > limit, "ts",
+                   lambda s: f"{s.ts.isoformat()} is more than {max_future_s:g} s in the future")
+    if not_before is not None and min(s.ts for s in samples) < not_before:
+        _first(samples, lambda s: s.ts < not_before, "ts", lambda s: f"{s.ts.isoformat()} is before the plant's epoch")
+    if StateSample in kinds:
+        _first(samples, lambda s: isinstance(s, StateSample) and s.reason not in REASONS[s.state], "reason",
+               lambda s: f"reason {s.reason.value!r} does not belong to state {s.state.value}")
+    if ProcessSample in kinds and not all(map(math.isfinite, (s.value for s in samples if type(s) is ProcessSample))):
+        _first(samples, lambda s: isinstance(s, ProcessSample) and not math.isfinite(s.value), "value",
+               lambda s: "not a finite number")
+    if EnergySample in kinds:
+        _first(samples, lambda s: isinstance(s, EnergySample) and not math.isfinite(s.energy_kwh), "energy_kwh",
+               lambda s: "not a finite number")
+        _first(samples, lambda s: isinstance(s, EnergySample) and s.power_kw is not None
+               and not math.isfinite(s.power_kw), "power_kw", lambda s: "not a finite number")
+
+
+def _first(samples: list[Any], bad: Callable[[Any], bool], field: str, why: Callable[[Any], str]) -> None:
+    """Raise ContractError for the first sample for which `bad` holds (if any)."""
+    for i, s in enumerate(samples):
+        if bad(s):
+            raise ContractError(f"samples[{i}].{field}", why(s))
+
+
+_TYPE_OF: Final[dict[Channel, type]] = {channel: kind for kind, channel in KIND_OF.items()}
 
 
 def utc(ts: datetime) -> datetime:
