@@ -1,0 +1,290 @@
+"""KPIs of an asset (station, line, area or site) over a period: store reads + plant model + pure engine.
+
+``compute`` reads everything for the period in a handful of queries (twin.store: state intervals, count
+and energy sums for the whole period and every shift in one query each, good-unit rows for changeovers),
+then finishes per station and line with the pure engine (timemodel, iso22400, e10, episodes, losses,
+changeover, lines) and returns a frozen ``KpiResult`` (twin.results).
+
+Readings fixed here (beside those of the engine modules):
+- Scheduled time is the station's line calendar (shift instances); planned downtime is the calendar's
+  windows for that station. Line PBT = the line calendar's scheduled time − line-wide planned downtime
+  over ``[t0, min(t1, as_of))``: time that has not happened yet is not planned busy time of the line.
+- Per shift: every shift instance of the lines' calendars overlapping ``[t0, t1)``, clipped to it. The
+  scheduled elements and counts of the shifts add up to the whole period's (counts outside every shift
+  stay in the whole period only). Line-type figures (wafer, panel, laptop) are computed for the whole
+  period only.
+- E10 / E79: cycles (MCBF) = units produced (PQ); all scrap and rework at a station count as
+  equipment-caused (E79 QE) because the data does not say otherwise.
+- Changeovers belong to the period in which they end (the first good unit of B); the last good unit
+  before ``t0`` is read so a changeover across ``t0`` is found. Run-up that is still under way at the
+  end of the read window is unknown (None).
+- Units with no product in the data are counted under product ``(none)``; having no ideal cycle time
+  they make E and OEE unknown, as KPI.md asks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+import psycopg
+
+from twinline.uns.plant import Line, LineType, Plant, Station
+
+from . import store
+from .changeover import changeover_matrix, changeovers
+from .e10 import RecipeUnits, e10_kpis, e10_times
+from .episodes import downtime_events, failure_episodes
+from .errors import InputError, UnknownAsset
+from .iso22400 import Counts, ProductCounts, kpis
+from .lines import line_oee, line_yield
+from .linetypes import type_kpis
+from .losses import StationWaiting, bottleneck, loss_tree, top_reasons, waiting_seconds
+from .results import (
+    Changeover,
+    DataQuality,
+    KpiResult,
+    LineKpis,
+    MatrixCell,
+    PeriodResult,
+    ReasonLoss,
+    StationKpis,
+)
+from .timemodel import seconds_by_reason, time_elements
+
+NO_PRODUCT = "(none)"
+TOP_REASONS = 5
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an asset path covers: its kind and the lines with the stations in scope."""
+
+    asset: str
+    kind: str
+    lines: tuple[tuple[Line, tuple[Station, ...]], ...]
+
+    @property
+    def stations(self) -> list[str]:
+        return [str(st.path) for _, sts in self.lines for st in sts]
+
+
+def resolve(plant: Plant, asset_path: str) -> Scope:
+    """Scope of a site, area, line or station path; UnknownAsset when the plant has no such asset."""
+    path = asset_path.strip().strip("/")
+    parts = path.split("/")
+    if not path or parts[0] != plant.site_id or len(parts) > 4:
+        raise UnknownAsset(path, f"not an asset of site {plant.site_id!r} (site/area/line/station)")
+    if len(parts) == 4:
+        if path not in plant.stations:
+            raise UnknownAsset(path, "no such station in the plant model")
+        ln = plant.line_of(path)
+        return Scope(path, "station", ((ln, (plant.station(path),)),))
+    if len(parts) == 3:
+        if path not in plant.lines:
+            raise UnknownAsset(path, "no such line in the plant model")
+        ln = plant.lines[path]
+        return Scope(path, "line", ((ln, ln.stations),))
+    lines = [ln for ln in plant.lines.values() if len(parts) == 1 or ln.path.area == parts[1]]
+    if not lines:
+        raise UnknownAsset(path, "no such area in the plant model")
+    return Scope(path, "site" if len(parts) == 1 else "area", tuple((ln, ln.stations) for ln in lines))
+
+
+def _utc(ts: datetime, field: str) -> datetime:
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise InputError(field, f"{ts!r} is naive; twinline times are timezone-aware UTC")
+    return ts.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class _Period:
+    label: str
+    t0: datetime
+    t1: datetime
+    lines: frozenset[str]
+
+
+def _periods(scope: Scope, t0: datetime, t1: datetime, per_shift: bool) -> list[_Period]:
+    periods = [_Period("period", t0, t1, frozenset(str(ln.path) for ln, _ in scope.lines))]
+    if not per_shift:
+        return periods
+    shifts: dict[tuple[datetime, datetime, str], set[str]] = {}
+    for ln, _ in scope.lines:
+        for w in ln.calendar.shift_windows(t0, t1):
+            key = (max(w.start, t0), min(w.end, t1), f"{w.day.isoformat()} {w.name}")
+            shifts.setdefault(key, set()).add(str(ln.path))
+    periods += [_Period(label, a, b, frozenset(lines)) for (a, b, label), lines in sorted(shifts.items())]
+    return periods
+
+
+def compute(conn: psycopg.Connection[Any], plant: Plant, asset_path: str, t0: datetime, t1: datetime, *,
+            as_of: datetime, per_shift: bool = False, rollups: store.RollupMode = "refresh",
+            with_changeovers: bool = True) -> KpiResult:
+    """KPIs of ``asset_path`` over ``[t0, t1)`` as known at ``as_of`` (module docstring for the readings).
+
+    ``rollups="raw"`` reads counts and energy from the raw tables only (TimescaleDB); results are equal.
+    Raises UnknownAsset, InputError (bad period), StoreError / StoreUnavailable (database).
+    """
+    t0, t1, as_of = _utc(t0, "t0"), _utc(t1, "t1"), _utc(as_of, "as_of")
+    if t1 <= t0:
+        raise InputError("t1", f"period end {t1.isoformat()} is not after its start {t0.isoformat()}")
+    scope = resolve(plant, asset_path)
+    te = store.effective_end(t0, t1, as_of)
+    wafer = any(ln.type is LineType.WAFER for ln, _ in scope.lines) and scope.kind != "station"
+    plan = store.prepare_rollups(conn, None if wafer else t0, te, mode=rollups)
+    periods = _periods(scope, t0, t1, per_shift)
+    stations = scope.stations
+    states = store.state_intervals(conn, stations, t0, t1, as_of=as_of)
+    windows = [(p.t0, p.t1) for p in periods]
+    counts = _counts_by(store.counts(conn, stations, windows, as_of=as_of, plan=plan))
+    energy = _energy_by(store.energy(conn, stations, windows, as_of=as_of, plan=plan))
+    good = store.good_units(conn, stations, t0, t1, as_of=as_of) if with_changeovers else None
+    by_station = {s: states.filter(pl.col("station") == s) for s in stations}
+    cos = {} if good is None else {str(st.path): _changeovers(plant, st, by_station[str(st.path)], good)
+                                   for _, sts in scope.lines for st in sts}
+    results = []
+    for k, p in enumerate(periods):
+        station_kpis: dict[str, StationKpis] = {}
+        reasons: dict[str, pl.DataFrame] = {}
+        for ln, sts in scope.lines:
+            if str(ln.path) not in p.lines:
+                continue
+            for st in sts:
+                path = str(st.path)
+                station_kpis[path], reasons[path] = _station(
+                    plant, ln, st, by_station[path], p, te, as_of, counts.get((k, path), Counts()),
+                    energy.get((k, path)), cos.get(path))
+        lines = {}
+        if scope.kind != "station":
+            for ln, _ in scope.lines:
+                if str(ln.path) in p.lines:
+                    extra = type_kpis(conn, plant, ln, t0, t1, as_of=as_of, plan=plan,
+                                      station_counts={str(s.path): station_kpis[str(s.path)].iso.counts
+                                                      for s in ln.stations},
+                                      line_pbt_s=_line_pbt_s(ln, p.t0, min(p.t1, te))) if k == 0 else None
+                    lines[str(ln.path)] = _line(ln, station_kpis, reasons, p, te, extra)
+        results.append(PeriodResult(p.label, p.t0, p.t1, station_kpis, lines))
+    return KpiResult(scope.asset, scope.kind, t0, t1, as_of, plant.settings.as_dict(), results[0], tuple(results[1:]))
+
+
+def _counts_by(frame: pl.DataFrame) -> dict[tuple[int, str], Counts]:
+    grouped: dict[tuple[int, str], dict[str, ProductCounts]] = {}
+    for k, station, product, good, scrap, rework, _ in frame.iter_rows():
+        sku = NO_PRODUCT if product is None else str(product)
+        pc = ProductCounts(good + scrap + rework, good, scrap, rework)
+        bucket = grouped.setdefault((k, station), {})
+        bucket[sku] = bucket[sku] + pc if sku in bucket else pc
+    return {key: Counts(v) for key, v in grouped.items()}
+
+
+def _energy_by(frame: pl.DataFrame) -> dict[tuple[int, str], float]:
+    return {(k, station): float(kwh) for k, station, kwh, samples in frame.iter_rows() if samples}
+
+
+def _windows(ln: Line, st: Station, a: datetime, b: datetime) -> tuple[list[tuple[datetime, datetime]],
+                                                                      list[tuple[datetime, datetime]]]:
+    scheduled = [(w.start, w.end) for w in ln.calendar.shift_windows(a, b)]
+    planned = [(w.start, w.end) for w in ln.calendar.planned_downtime_windows(a, b, str(st.path))]
+    return scheduled, planned
+
+
+def _station(plant: Plant, ln: Line, st: Station, states: pl.DataFrame, p: _Period, te: datetime, as_of: datetime,
+             counts: Counts, energy_kwh: float | None, cos: pl.DataFrame | None
+             ) -> tuple[StationKpis, pl.DataFrame]:
+    cap = plant.settings.changeover_counts_as_planned
+    scheduled, planned = _windows(ln, st, p.t0, p.t1)
+    el = time_elements(states, p.t0, p.t1, scheduled, planned, changeover_counts_as_planned=cap)
+    episodes = failure_episodes(states, p.t0, p.t1)
+    iso = kpis(el, counts, st.ideal_cycle_s, energy_kwh, episodes.height, float(episodes["udt_s"].sum()))
+    e10 = e10_kpis(e10_times(states, p.t0, p.t1), failures=episodes.height, repair_s=float(episodes["repair_s"].sum()),
+                   downtime_event_count=downtime_events(states, p.t0, p.t1), cycles=counts.pq, tht_s=st.ideal_cycle_s,
+                   recipe_units={sku: RecipeUnits(c.pq, c.sq, c.rq) for sku, c in counts.by_sku.items()})
+    by_reason = seconds_by_reason(states, p.t0, p.t1, scheduled, planned, changeover_counts_as_planned=cap)
+    top = _reason_losses(top_reasons(by_reason, TOP_REASONS))
+    mine = None if cos is None else cos.filter((pl.col("end") >= p.t0) & (pl.col("end") < min(p.t1, te)))
+    kpi = StationKpis(
+        station=str(st.path), line=str(ln.path), elements=el, iso=iso, e10=e10, energy_kwh=energy_kwh,
+        losses=loss_tree(el, counts, st.ideal_cycle_s), top_reasons=top,
+        changeovers=() if mine is None else _changeover_rows(mine),
+        matrix=() if mine is None or mine.is_empty() else _matrix_rows(changeover_matrix(mine)),
+        quality=_quality(states, el.nodata_s, el.covered_fraction, p, te, as_of),
+    )
+    return kpi, by_reason.with_columns(pl.lit(str(st.path)).alias("station"))
+
+
+def _changeovers(plant: Plant, st: Station, states: pl.DataFrame, good: pl.DataFrame) -> pl.DataFrame:
+    events = (good.filter(pl.col("station") == str(st.path))
+              .select("ts", pl.col("product").fill_null(NO_PRODUCT), "good",
+                      pl.lit(0, pl.Int64).alias("scrap"), pl.lit(0, pl.Int64).alias("rework")))
+    return changeovers(events, states, st.ideal_cycle_s, runup_window_units=plant.settings.runup_window_units,
+                       runup_rate_fraction=plant.settings.runup_rate_fraction)
+
+
+def _changeover_rows(frame: pl.DataFrame) -> tuple[Changeover, ...]:
+    return tuple(Changeover(r["from_product"], r["to_product"], r["start"], r["end"], r["changeover_s"],
+                            r["setup_s"], r["run_up_s"], r["total_s"]) for r in frame.iter_rows(named=True))
+
+
+def _matrix_rows(frame: pl.DataFrame) -> tuple[MatrixCell, ...]:
+    return tuple(MatrixCell(r["from_product"], r["to_product"], int(r["count"]), r["mean_changeover_s"],
+                            r["mean_total_s"]) for r in frame.iter_rows(named=True))
+
+
+def _reason_losses(frame: pl.DataFrame) -> tuple[ReasonLoss, ...]:
+    return tuple(ReasonLoss(r["element"], r["state"], r["reason"], r["seconds"]) for r in frame.iter_rows(named=True))
+
+
+def _quality(states: pl.DataFrame, nodata_s: float, covered: float | None, p: _Period, te: datetime,
+             as_of: datetime) -> DataQuality:
+    end = min(p.t1, te)
+    clipped = states.with_columns(pl.col("start").clip(p.t0, end), pl.col("end").clip(p.t0, end))
+    dur = (pl.col("end") - pl.col("start")).dt.total_microseconds() / 1e6
+    bad = clipped.filter(pl.col("quality") != "good").select(dur.sum()).item()
+    first: datetime | None = states["start"].min() if states.height else None  # type: ignore[assignment]
+    no_entry_end = end if first is None else min(max(first, p.t0), end)
+    no_entry = max(0.0, (no_entry_end - p.t0).total_seconds()) if end > p.t0 else 0.0
+    after = max(0.0, (p.t1 - max(p.t0, as_of)).total_seconds())
+    return DataQuality(covered, nodata_s, no_entry, float(bad or 0.0), after)
+
+
+def _line_pbt_s(ln: Line, a: datetime, b: datetime) -> float:
+    """Line PBT over [a, b): scheduled time of the line calendar − line-wide planned downtime (KPI.md 4)."""
+    if b <= a:
+        return 0.0
+    scheduled = math.fsum(max(0.0, (min(w.end, b) - max(w.start, a)).total_seconds())
+                          for w in ln.calendar.shift_windows(a, b))
+    # a planned-downtime entry naming stations is not line-wide; "" matches only entries for every station
+    planned = math.fsum((w.end - w.start).total_seconds() for w in ln.calendar.planned_downtime_windows(a, b, ""))
+    return scheduled - planned
+
+
+def _line(ln: Line, stations: Mapping[str, StationKpis], reasons: Mapping[str, pl.DataFrame], p: _Period,
+          te: datetime, extra: Any) -> LineKpis:
+    route = [str(s.path) for s in ln.stations]
+    counts = {s: stations[s].iso.counts for s in route}
+    line_gq: dict[str, int] = {}
+    route_cycles: dict[str, Sequence[float | None]] = {}
+    for sku, ids in ln.routes.items():
+        last = counts[str(ln.station(ids[-1]).path)].by_sku.get(sku)
+        if last is not None and last.gq > 0:
+            line_gq[sku] = last.gq
+            route_cycles[sku] = [ln.station(i).ideal_cycle_s.get(sku) for i in ids]
+    oee = line_oee(line_gq, route_cycles, _line_pbt_s(ln, p.t0, min(p.t1, te)))
+    by_product = {sku: line_yield([str(ln.station(i).path) for i in ids], counts, sku)
+                  for sku, ids in ln.routes.items() if any(sku in c.by_sku for c in counts.values())}
+    waiting = {s: StationWaiting(stations[s].elements, *waiting_seconds(reasons[s])) for s in route}
+    all_reasons = pl.concat([reasons[s] for s in route]).drop("station")
+    return LineKpis(
+        line=str(ln.path), line_type=ln.type.value, oee=oee, line_yield=line_yield(route, counts),
+        yield_by_product=by_product, station_oee={s: stations[s].iso.oee for s in route},
+        bottleneck=bottleneck(route, waiting), top_reasons=_reason_losses(top_reasons(all_reasons, TOP_REASONS)),
+        type_kpis=extra,
+    )
+
+
+__all__ = ["NO_PRODUCT", "Scope", "compute", "resolve"]
