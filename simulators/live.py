@@ -119,6 +119,9 @@ class LiveLine:
         now = float(self.model.env.now)
         for s in self.model.stations:  # the initial values of every station, stamped with the start time
             self._energy[s.i] = self.truth.energy_kwh[s.i]
+            if s.i in self._mq:  # devices start from the warm-up's totals, as the OPC UA counters do
+                self._dev[s.i].update(pass_total=s.good, fail_total=s.scrap, rework_total=s.rework, sku=s.sku,
+                                      kwh_total=round(self._energy[s.i], 6))
             self.on_state(s.i, now, s.disp[0], s.disp[1], s.power)
             if s.i in self._opc_st:
                 for var, value in (("GoodCount", s.good), ("ScrapCount", s.scrap), ("ReworkCount", s.rework),
@@ -161,7 +164,7 @@ class LiveLine:
             await self.opcua.write(key, dv)
 
     def _ts(self, t: float) -> datetime:
-        return self.start + timedelta(seconds=float(t))
+        return self.truth.ts(t)  # the truth's own rounding to microseconds, so both say the same instant
 
     def _opc(self, st: int, t: float, var: str, value: Any) -> None:
         sid = self._ids[st]
