@@ -9,8 +9,10 @@ one count row per station per minute (~13M rows at scale 1) and one state entry 
   Q2  the last 7 days per shift            (compute, per_shift=True: one query for all shifts)
 
 and the same figures the naive way: SELECT the raw count and state rows of the line into polars and sum /
-classify there. Both must give identical counts and time elements (checked). The database is dropped at the
-end unless --keep. Last line: `kpi: <x> s per query; limit <y> s per query; ratio <r>` where x is compute's
+classify there. Both must give identical counts and time elements (checked); outside the timing, E10 times,
+failures, downtime events and top loss reasons of every (period, station) are checked against the single-period
+engine functions on the naive rows too. The database is dropped at the end unless --keep.
+Last line: `kpi: <x> s per query; limit <y> s per query; ratio <r>` where x is compute's
 mean time per query, y the naive way's (the limit this design must beat), r = y / x.
 """
 
@@ -31,7 +33,11 @@ from psycopg import conninfo, sql
 from twinline.ingest.migrate import migrate
 from twinline.ingest.plant_store import load_plant_into
 from twinline.twin import service
-from twinline.twin.timemodel import time_elements
+from twinline.twin.e10 import e10_times
+from twinline.twin.episodes import downtime_events, failure_episodes
+from twinline.twin.losses import top_reasons
+from twinline.twin.results import KpiResult
+from twinline.twin.timemodel import seconds_by_reason, time_elements
 from twinline.uns.plant import Plant, parse_plant
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -99,8 +105,9 @@ def generate(dsn: str, t1: datetime) -> None:
 
 
 def naive(conn: psycopg.Connection, plant: Plant, line: str, t0: datetime, t1: datetime,
-          periods: list[tuple[datetime, datetime]]) -> dict[tuple[int, str], tuple[Any, dict[str, tuple[Any, ...]]]]:
-    """Raw rows into polars, then sums and time elements per (period, station) there."""
+          periods: list[tuple[datetime, datetime]]
+          ) -> tuple[dict[tuple[int, str], tuple[Any, dict[str, tuple[Any, ...]]]], pl.DataFrame]:
+    """Raw rows into polars, then sums and time elements per (period, station) there; also the state frame."""
     ln = plant.lines[line]
     stations = [str(s.path) for s in ln.stations]
     counts = pl.DataFrame(conn.execute(
@@ -128,7 +135,27 @@ def naive(conn: psycopg.Connection, plant: Plant, line: str, t0: datetime, t1: d
             el = time_elements(states.filter(pl.col("station") == path), a, b, sched, pdt)
             by = {r[1]: (r[2], r[3], r[4]) for r in sums.filter(pl.col("station") == path).iter_rows()}
             out[(k, path)] = (el, by)
-    return out
+    return out, states
+
+
+def engine_check(plant: Plant, line: str, states: pl.DataFrame, res: KpiResult) -> bool:
+    """E10 times, failures, downtime events and top reasons of compute equal the single-period functions."""
+    ln = plant.lines[line]
+    for p in (res.whole, *res.shifts):
+        for st in ln.stations:
+            path = str(st.path)
+            mine, got = states.filter(pl.col("station") == path), p.stations[path]
+            sched = [(w.start, w.end) for w in ln.calendar.shift_windows(p.t0, p.t1)]
+            pdt = [(w.start, w.end) for w in ln.calendar.planned_downtime_windows(p.t0, p.t1, path)]
+            episodes = failure_episodes(mine, p.t0, p.t1)
+            top = top_reasons(seconds_by_reason(mine, p.t0, p.t1, sched, pdt), 5)
+            if (e10_times(mine, p.t0, p.t1) != got.e10.times or episodes.height != got.e10.failures
+                    or downtime_events(mine, p.t0, p.t1) != got.e10.downtime_events
+                    or [(r[0], r[1], r[2], r[3]) for r in top.iter_rows()]
+                    != [(r.element, r.state, r.reason, r.seconds) for r in got.top_reasons]):
+                print(f"engine mismatch at {path} {p.label}", file=sys.stderr)
+                return False
+    return True
 
 
 def main() -> int:
@@ -171,13 +198,14 @@ def main() -> int:
                     fast = min(fast, time.perf_counter() - t)
                     periods = [(p.t0, p.t1) for p in (res.whole, *res.shifts)]
                     t = time.perf_counter()
-                    ref = naive(conn, plant, line, a, b, periods)
+                    ref, states = naive(conn, plant, line, a, b, periods)
                     slow = min(slow, time.perf_counter() - t)
                 same = all(
                     ref[(k, path)][0] == p.stations[path].elements
                     and {s: (c.gq, c.sq, c.rq) for s, c in p.stations[path].iso.counts.by_sku.items()}
                     == {s: tuple(v) for s, v in ref[(k, path)][1].items()}
                     for k, p in enumerate((res.whole, *res.shifts)) for path in p.stations)
+                same = same and engine_check(plant, line, states, res)
                 print(f"{label:<34} {fast:>10.3f} {slow:>10.3f} {slow / fast:>7.1f}  {same}")
                 if not same:
                     print("MISMATCH between compute and the naive computation", file=sys.stderr)

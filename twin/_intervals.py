@@ -6,7 +6,8 @@ results are turned into float seconds only at the end. Intervals are half-open `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -98,23 +99,28 @@ def require_columns(frame: pl.DataFrame, columns: Sequence[str], field: str) -> 
         raise InputError(f"{field}.{nulls[0]}", "has nulls")
 
 
-def states_us(states: pl.DataFrame, field: str = "states") -> pl.DataFrame:
+def states_us(states: pl.DataFrame, field: str = "states", *, key: str | None = None) -> pl.DataFrame:
     """Validate a state-interval frame; return it sorted with integer columns ``s``/``e`` (µs) added.
 
     Checks: columns present and non-null, timezone-aware datetimes, ``end >= start``, no two intervals
     overlap (a station is in exactly one state at a time), every (state, reason) pair allowed by
     ``twinline.uns.states.REASONS``, quality one of good / uncertain / bad / nodata.
-    Zero-length intervals are dropped.
+    Zero-length intervals are dropped. With ``key`` (a column such as ``station``) the frame holds many
+    stations: it is sorted by (key, start), the key column is kept and overlaps are checked per key.
     """
-    require_columns(states, STATE_COLUMNS, field)
+    require_columns(states, (*STATE_COLUMNS, *(() if key is None else (key,))), field)
+    keys = [] if key is None else [pl.col(key)]
     out = states.select(
-        _datetime_us(states, "start", field).alias("s"), _datetime_us(states, "end", field).alias("e"),
+        *keys, _datetime_us(states, "start", field).alias("s"), _datetime_us(states, "end", field).alias("e"),
         pl.col("state").cast(pl.String), pl.col("reason").cast(pl.String), pl.col("quality").cast(pl.String),
-    ).sort("s")
+    ).sort([*([] if key is None else [key]), "s"])
     if out.height and (out["e"] < out["s"]).any():
         raise InputError(f"{field}.end", "an interval ends before it starts")
     out = out.filter(pl.col("e") > pl.col("s"))
-    if out.height > 1 and (out["s"].slice(1) < out["e"].slice(0, out.height - 1)).any():
+    overlap = pl.col("s") < pl.col("e").shift(1)
+    if key is not None:
+        overlap = overlap & (pl.col(key) == pl.col(key).shift(1))
+    if out.height > 1 and out.select(overlap.fill_null(False).any()).item():
         raise InputError(field, "intervals overlap; a station is in exactly one E10 state at a time")
     bad_pair = out.join(_VALID_PAIRS, on=["state", "reason"], how="left").filter(pl.col("_ok").is_null())
     if bad_pair.height:
@@ -133,7 +139,140 @@ def check_qualities(excluded: frozenset[str]) -> None:
         raise InputError("excluded_qualities", f"unknown quality {sorted(unknown)}")
 
 
-def clipped(frame: pl.DataFrame, a: int, b: int) -> pl.DataFrame:
-    """Intervals of a validated frame clipped to ``[a, b)``, with a ``dur_us`` column; empty ones dropped."""
-    return frame.with_columns(pl.col("s").clip(a, b), pl.col("e").clip(a, b)).with_columns(
-        (pl.col("e") - pl.col("s")).alias("dur_us")).filter(pl.col("dur_us") > 0)
+# --------------------------------------------------------------------------- batches of (period, station) pairs
+
+Window = tuple[datetime, datetime]
+_KEY_LIMIT = 2**62
+
+
+@dataclass(frozen=True)
+class StationStates:
+    """Validated state intervals of many stations, ready for the batch functions.
+
+    ``frame`` has columns station, g (index into ``stations``), s, e (µs), state, reason, quality, sorted
+    by (g, s); intervals of stations not in ``stations`` are left out. Build it once with ``of`` and pass
+    it to several batch functions to validate only once.
+    """
+
+    stations: tuple[str, ...]
+    frame: pl.DataFrame
+
+    @classmethod
+    def of(cls, states: pl.DataFrame | StationStates, stations: Sequence[str], field: str = "states"
+           ) -> StationStates:
+        """Validated states (``states_us`` rules per station) of ``stations``; the frame needs a station column."""
+        names = tuple(stations)
+        if len(set(names)) != len(names):
+            raise InputError("stations", "a station is named twice")
+        if isinstance(states, StationStates):
+            if states.stations == names:
+                return states
+            states = states.frame.select("station", pl.col("s").cast(pl.Datetime("us", "UTC")).alias("start"),
+                                         pl.col("e").cast(pl.Datetime("us", "UTC")).alias("end"),
+                                         "state", "reason", "quality")
+        require_columns(states, ("station",), field)
+        index = pl.Series(names, dtype=pl.String)
+        mine = states.filter(pl.col("station").cast(pl.String).is_in(list(names))).with_columns(
+            pl.col("station").cast(pl.String).replace_strict(index, pl.int_range(len(names), eager=True),
+                                                             return_dtype=pl.Int64).alias("g"))
+        valid = states_us(mine, field, key="g")
+        frame = valid.select(index.gather(valid["g"]).alias("station"), "g", "s", "e", "state", "reason", "quality")
+        return cls(names, frame)
+
+    def arrays(self, frame: pl.DataFrame | None = None) -> tuple[I64, I64, I64]:
+        """(g, s, e) of ``frame`` (default: all intervals) as int64 arrays."""
+        f = self.frame if frame is None else frame
+        return f["g"].to_numpy(), f["s"].to_numpy(), f["e"].to_numpy()
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """The (period, station) pairs of a batch: period index, station index ``g`` and bounds ``[a, b)`` in µs.
+
+    Searches run on composite keys ``g * span + t`` (t clipped to just outside the union of the periods),
+    so one ``searchsorted`` serves every station at once.
+    """
+
+    period: I64
+    g: I64
+    a: I64
+    b: I64
+    lo: int
+    span: int
+
+    @classmethod
+    def of(cls, periods: Sequence[Window], n_stations: int, pairs: Iterable[tuple[int, int]] | None = None) -> Pairs:
+        """Pairs of ``periods`` x station indices; ``pairs`` (period index, station index) picks some (default all)."""
+        bounds = [period_us(t0, t1) for t0, t1 in periods]
+        chosen = ([(k, g) for k in range(len(bounds)) for g in range(n_stations)] if pairs is None else list(pairs))
+        for k, g in chosen:
+            if not (0 <= k < len(bounds) and 0 <= g < n_stations):
+                raise InputError("pairs", f"({k}, {g}) names no period or station")
+        arr = np.array(chosen, dtype=np.int64).reshape(-1, 2)
+        ab = np.array(bounds, dtype=np.int64).reshape(-1, 2)
+        a, b = ab[arr[:, 0], 0], ab[arr[:, 0], 1]
+        lo, span = (int(a.min()) - 1, int(b.max() - a.min()) + 3) if len(arr) else (0, 1)
+        if max(n_stations, 1) * span >= _KEY_LIMIT:
+            raise InputError("periods", f"{n_stations} stations over {span / US_PER_S / 86400:.0f} days is too "
+                             "large for one batch; split it")
+        return cls(arr[:, 0].copy(), arr[:, 1].copy(), a, b, lo, span)
+
+    def __len__(self) -> int:
+        return len(self.period)
+
+    def key(self, g: I64, t: I64) -> I64:
+        """Composite search key of (station index, time µs)."""
+        return g * self.span + (np.clip(t, self.lo, self.lo + self.span - 1) - self.lo)
+
+    def split(self, key: I64) -> tuple[I64, I64]:
+        """(station index, time µs) of composite keys."""
+        return key // self.span, key % self.span + self.lo
+
+    def period_s(self) -> npt.NDArray[np.float64]:
+        """Length of each pair's period in seconds."""
+        return (self.b - self.a) / US_PER_S
+
+
+def overlaps(pairs: Pairs, g: I64, s: I64, e: I64) -> tuple[I64, I64, I64]:
+    """Overlaps of intervals (sorted by (g, s), disjoint per station) with every pair's period.
+
+    Returns (pair index, interval index, overlap µs) for every non-empty overlap, grouped by pair and in
+    time order within a pair.
+    """
+    first = np.searchsorted(pairs.key(g, e), pairs.key(pairs.g, pairs.a), side="right")
+    stop = np.searchsorted(pairs.key(g, s), pairs.key(pairs.g, pairs.b), side="left")
+    n = np.maximum(stop - first, 0)
+    rep = np.repeat(np.arange(len(n), dtype=np.int64), n)
+    idx = first[rep] + (np.arange(rep.size, dtype=np.int64) - (np.cumsum(n) - n)[rep])
+    length = np.minimum(e[idx], pairs.b[rep]) - np.maximum(s[idx], pairs.a[rep])
+    keep = length > 0
+    return rep[keep], idx[keep].astype(np.int64), length[keep].astype(np.int64)
+
+
+def in_periods(pairs: Pairs, g: I64, t: I64) -> tuple[I64, I64]:
+    """For events sorted by (g, t): per pair the index range ``[first, stop)`` of its station's events in ``[a, b)``."""
+    keys = pairs.key(g, t)
+    first = np.searchsorted(keys, pairs.key(pairs.g, pairs.a), side="left")
+    stop = np.searchsorted(keys, pairs.key(pairs.g, pairs.b), side="left")
+    return first.astype(np.int64), np.maximum(stop, first).astype(np.int64)
+
+
+def range_sums(values: I64, first: I64, stop: I64) -> I64:
+    """Sum of ``values[first:stop]`` for each range, exact in int64."""
+    cum: I64 = np.concatenate([np.zeros(1, np.int64), np.cumsum(values, dtype=np.int64)])
+    out: I64 = cum[stop] - cum[first]
+    return out
+
+
+def station_windows(stations: Sequence[str], windows: Mapping[str, Iterable[Window]], field: str
+                    ) -> tuple[I64, I64, I64]:
+    """Per-station merged windows as (g, starts, ends) sorted by (g, start); stations absent from the map have none."""
+    gs, ss, es = [], [], []
+    for g, name in enumerate(stations):
+        s, e = windows_us(windows.get(name, ()), field if len(stations) == 1 else f"{field}[{name}]")
+        gs.append(np.full(len(s), g, np.int64))
+        ss.append(s)
+        es.append(e)
+    if not gs:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(gs), np.concatenate(ss), np.concatenate(es)

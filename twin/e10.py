@@ -16,14 +16,26 @@ fixed here:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from ._intervals import EXCLUDED_QUALITIES, US_PER_S, check_qualities, clipped, period_us, states_us
+from ._intervals import (
+    EXCLUDED_QUALITIES,
+    STATE_COLUMNS,
+    US_PER_S,
+    Pairs,
+    StationStates,
+    Window,
+    check_qualities,
+    overlaps,
+    period_us,
+    require_columns,
+)
 from .episodes import downtime_events, failure_episodes
 from .errors import InputError
 from .iso22400 import effective_time_s, ratio
@@ -77,17 +89,54 @@ def _fields(t: E10Times) -> tuple[float, ...]:
     return (t.period_s, t.prd_s, t.sby_s, t.eng_s, t.sdt_s, t.udt_s, t.nst_s, t.nodata_s)
 
 
+_E10_STATES = ("PRD", "SBY", "ENG", "SDT", "UDT", "NST")
+
+
+def e10_times_many(states: pl.DataFrame | StationStates, periods: Sequence[Window], stations: Sequence[str], *,
+                   pairs: Iterable[tuple[int, str]] | None = None,
+                   excluded_qualities: frozenset[str] = EXCLUDED_QUALITIES) -> pl.DataFrame:
+    """Seconds per E10 state (KPI.md 3) of many (period, station) pairs in one vectorised pass.
+
+    ``pairs`` (period index, station) default every period x station. Columns: period, station, period_s,
+    prd_s, sby_s, eng_s, sdt_s, udt_s, nst_s, nodata_s; each row equals ``e10_times`` of that pair.
+    """
+    check_qualities(excluded_qualities)
+    index = {name: g for g, name in enumerate(stations)}
+    for _, name in pairs or ():
+        if name not in index:
+            raise InputError("pairs", f"station {name!r} is not in the batch")
+    pr = Pairs.of(periods, len(index), None if pairs is None else [(k, index[name]) for k, name in pairs])
+    st = StationStates.of(states, stations)
+    trusted = st.frame.filter(~pl.col("quality").is_in(sorted(excluded_qualities)))
+    code = trusted.select(pl.col("state").replace_strict(_E10_STATES, range(len(_E10_STATES)),
+                                                        return_dtype=pl.Int64))[:, 0].to_numpy()
+    rep, idx, length = overlaps(pr, *st.arrays(trusted))
+    width = len(_E10_STATES)
+    us = np.bincount(rep * width + code[idx], weights=length.astype(np.float64),
+                     minlength=len(pr) * width).reshape(len(pr), width)
+    period_s = pr.period_s()
+    return pl.DataFrame([
+        pl.Series("period", pr.period, dtype=pl.Int64),
+        pl.Series("station", list(st.stations), dtype=pl.String).gather(pr.g),
+        pl.Series("period_s", period_s, dtype=pl.Float64),
+        *(pl.Series(f"{name.lower()}_s", us[:, i] / US_PER_S, dtype=pl.Float64) for i, name in enumerate(_E10_STATES)),
+        pl.Series("nodata_s", period_s - us.sum(axis=1) / US_PER_S, dtype=pl.Float64),
+    ])
+
+
+def e10_times_by_pair(frame: pl.DataFrame) -> dict[tuple[int, str], E10Times]:
+    """``E10Times`` per (period, station) from an ``e10_times_many`` frame."""
+    return {(int(r[0]), str(r[1])): E10Times(*r[2:]) for r in frame.iter_rows()}
+
+
 def e10_times(states: pl.DataFrame, t0: datetime, t1: datetime, *,
               excluded_qualities: frozenset[str] = EXCLUDED_QUALITIES) -> E10Times:
-    """Seconds per E10 state in ``[t0, t1)`` (KPI.md 3 time definitions)."""
+    """Seconds per E10 state in ``[t0, t1)`` (KPI.md 3 time definitions); one pair of ``e10_times_many``."""
     check_qualities(excluded_qualities)
-    a, b = period_us(t0, t1)
-    frame = clipped(states_us(states), a, b).filter(~pl.col("quality").is_in(sorted(excluded_qualities)))
-    sums = dict(frame.group_by("state").agg(pl.col("dur_us").sum()).iter_rows())
-    sec = {s: sums.get(s, 0) / US_PER_S for s in ("PRD", "SBY", "ENG", "SDT", "UDT", "NST")}
-    period = (b - a) / US_PER_S
-    known = sum(sums.values()) / US_PER_S
-    return E10Times(period, sec["PRD"], sec["SBY"], sec["ENG"], sec["SDT"], sec["UDT"], sec["NST"], period - known)
+    period_us(t0, t1)
+    require_columns(states, STATE_COLUMNS, "states")
+    single = states.select(pl.lit("", pl.String).alias("station"), *STATE_COLUMNS)
+    return e10_times_by_pair(e10_times_many(single, [(t0, t1)], [""], excluded_qualities=excluded_qualities))[(0, "")]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 ``compute`` reads everything for the period in a handful of queries (twin.store: state intervals, count
 and energy sums for the whole period and every shift in one query each, good-unit rows for changeovers),
-then finishes per station and line with the pure engine (timemodel, iso22400, e10, episodes, losses,
+then classifies every (period, station) pair in one vectorised pass of the pure engine (timemodel, e10 and
+episodes ``*_many`` functions), finishes per station and line from those frames (iso22400, losses,
 changeover, lines) and returns a frozen ``KpiResult`` (twin.results).
 
 Readings fixed here (beside those of the engine modules):
@@ -27,23 +28,25 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 import psycopg
 
 from twinline.uns.plant import Line, LineType, Plant, Station
 
 from . import store
+from ._intervals import Pairs, StationStates, overlaps
 from .changeover import changeover_matrix, changeovers
-from .e10 import RecipeUnits, e10_kpis, e10_times
-from .episodes import downtime_events, failure_episodes
+from .e10 import E10Times, RecipeUnits, e10_kpis, e10_times_by_pair, e10_times_many
+from .episodes import downtime_events_many, failure_counts_many
 from .errors import InputError, UnknownAsset
 from .iso22400 import Counts, ProductCounts, kpis
 from .lines import line_oee, line_yield
 from .linetypes import type_kpis
-from .losses import StationWaiting, bottleneck, loss_tree, top_reasons, waiting_seconds
+from .losses import StationWaiting, bottleneck, loss_tree
 from .results import (
     Changeover,
     DataQuality,
@@ -54,7 +57,7 @@ from .results import (
     ReasonLoss,
     StationKpis,
 )
-from .timemodel import seconds_by_reason, time_elements
+from .timemodel import TimeElements, classify_many, elements_by_pair
 
 NO_PRODUCT = "(none)"
 TOP_REASONS = 5
@@ -144,21 +147,21 @@ def compute(conn: psycopg.Connection[Any], plant: Plant, asset_path: str, t0: da
     counts = _counts_by(store.counts(conn, stations, windows, as_of=as_of, plan=plan))
     energy = _energy_by(store.energy(conn, stations, windows, as_of=as_of, plan=plan))
     good = store.good_units(conn, stations, t0, t1, as_of=as_of) if with_changeovers else None
-    by_station = {s: states.filter(pl.col("station") == s) for s in stations}
-    cos = {} if good is None else {str(st.path): _changeovers(plant, st, by_station[str(st.path)], good)
+    pairs = [(k, str(st.path)) for k, p in enumerate(periods) for ln, sts in scope.lines if str(ln.path) in p.lines
+             for st in sts]
+    eng = _engine(plant, scope, states, periods, pairs, t0, t1, te)
+    cos = {} if good is None else {str(st.path): _changeovers(plant, st, eng.states_of(str(st.path)), good)
                                    for _, sts in scope.lines for st in sts}
     results = []
     for k, p in enumerate(periods):
         station_kpis: dict[str, StationKpis] = {}
-        reasons: dict[str, pl.DataFrame] = {}
         for ln, sts in scope.lines:
             if str(ln.path) not in p.lines:
                 continue
             for st in sts:
                 path = str(st.path)
-                station_kpis[path], reasons[path] = _station(
-                    plant, ln, st, by_station[path], p, te, as_of, counts.get((k, path), Counts()),
-                    energy.get((k, path)), cos.get(path))
+                station_kpis[path] = _station(plant, ln, st, eng, k, p, te, as_of, counts.get((k, path), Counts()),
+                                              energy.get((k, path)), cos.get(path))
         lines = {}
         if scope.kind != "station":
             for ln, _ in scope.lines:
@@ -167,7 +170,7 @@ def compute(conn: psycopg.Connection[Any], plant: Plant, asset_path: str, t0: da
                                       station_counts={str(s.path): station_kpis[str(s.path)].iso.counts
                                                       for s in ln.stations},
                                       line_pbt_s=_line_pbt_s(ln, p.t0, min(p.t1, te))) if k == 0 else None
-                    lines[str(ln.path)] = _line(ln, station_kpis, reasons, p, te, extra)
+                    lines[str(ln.path)] = _line(ln, station_kpis, eng, k, p, te, extra)
         results.append(PeriodResult(p.label, p.t0, p.t1, station_kpis, lines))
     return KpiResult(scope.asset, scope.kind, t0, t1, as_of, plant.settings.as_dict(), results[0], tuple(results[1:]))
 
@@ -193,28 +196,104 @@ def _windows(ln: Line, st: Station, a: datetime, b: datetime) -> tuple[list[tupl
     return scheduled, planned
 
 
-def _station(plant: Plant, ln: Line, st: Station, states: pl.DataFrame, p: _Period, te: datetime, as_of: datetime,
-             counts: Counts, energy_kwh: float | None, cos: pl.DataFrame | None
-             ) -> tuple[StationKpis, pl.DataFrame]:
+@dataclass(frozen=True)
+class _Engine:
+    """Figures of every (period index, station) pair of a compute, from one batch pass of the pure engine."""
+
+    states: StationStates
+    elements: dict[tuple[int, str], TimeElements]
+    e10: dict[tuple[int, str], E10Times]
+    failures: dict[tuple[int, str], tuple[int, float, float]]
+    downtime_events: dict[tuple[int, str], int]
+    top: dict[tuple[int, str], tuple[ReasonLoss, ...]]
+    line_top: dict[tuple[int, str], tuple[ReasonLoss, ...]]
+    waiting: dict[tuple[int, str], tuple[float, float]]
+    bad_s: dict[tuple[int, str], float]
+    first_start: dict[str, datetime]
+
+    def states_of(self, station: str) -> pl.DataFrame:
+        """One station's validated intervals as a state frame (start, end, state, reason, quality)."""
+        return self.states.frame.filter(pl.col("station") == station).select(
+            pl.col("s").cast(store.TS).alias("start"), pl.col("e").cast(store.TS).alias("end"),
+            "state", "reason", "quality")
+
+
+def _engine(plant: Plant, scope: Scope, states: pl.DataFrame, periods: Sequence[_Period],
+            pairs: Sequence[tuple[int, str]], t0: datetime, t1: datetime, te: datetime) -> _Engine:
     cap = plant.settings.changeover_counts_as_planned
-    scheduled, planned = _windows(ln, st, p.t0, p.t1)
-    el = time_elements(states, p.t0, p.t1, scheduled, planned, changeover_counts_as_planned=cap)
-    episodes = failure_episodes(states, p.t0, p.t1)
-    iso = kpis(el, counts, st.ideal_cycle_s, energy_kwh, episodes.height, float(episodes["udt_s"].sum()))
-    e10 = e10_kpis(e10_times(states, p.t0, p.t1), failures=episodes.height, repair_s=float(episodes["repair_s"].sum()),
-                   downtime_event_count=downtime_events(states, p.t0, p.t1), cycles=counts.pq, tht_s=st.ideal_cycle_s,
+    scheduled: dict[str, list[tuple[datetime, datetime]]] = {}
+    planned: dict[str, list[tuple[datetime, datetime]]] = {}
+    line_of: dict[str, str] = {}
+    for ln, sts in scope.lines:
+        shifts = [(w.start, w.end) for w in ln.calendar.shift_windows(t0, t1)]
+        for st in sts:
+            path = str(st.path)
+            scheduled[path], line_of[path] = shifts, str(ln.path)
+            planned[path] = [(w.start, w.end) for w in ln.calendar.planned_downtime_windows(t0, t1, path)]
+    stations = list(scheduled)
+    prepared = StationStates.of(states, stations)
+    windows = [(p.t0, p.t1) for p in periods]
+    model = classify_many(prepared, windows, scheduled, planned, pairs=pairs, changeover_counts_as_planned=cap)
+    fails = failure_counts_many(prepared, windows, stations, pairs=pairs)
+    events = downtime_events_many(prepared, windows, stations, pairs=pairs)
+    loss = model.by_reason.filter(pl.col("element").is_in(["aust", "adet", "adot"]))
+    waiting = (loss.filter((pl.col("element") == "adot") & (pl.col("state") == "SBY"))
+               .group_by("period", "station").agg(
+                   pl.col("seconds").filter(pl.col("reason") == "starved").sum().alias("starved"),
+                   pl.col("seconds").filter(pl.col("reason") == "blocked").sum().alias("blocked")))
+    by_line = (loss.with_columns(pl.col("station").replace_strict(line_of, return_dtype=pl.String).alias("line"))
+               .group_by("period", "line", "element", "state", "reason").agg(pl.col("seconds").sum()))
+    quality_windows = [(p.t0, max(p.t0, min(p.t1, te))) for p in periods]
+    index = {name: g for g, name in enumerate(stations)}
+    bad_pairs = Pairs.of(quality_windows, len(stations), [(k, index[path]) for k, path in pairs])
+    rep, _, length = overlaps(bad_pairs, *prepared.arrays(prepared.frame.filter(pl.col("quality") != "good")))
+    bad_us = np.bincount(rep, weights=length.astype(np.float64), minlength=len(pairs))
+    firsts = prepared.frame.group_by("station").agg(pl.col("s").min())
+    return _Engine(
+        states=prepared,
+        elements=elements_by_pair(model.elements, cap),
+        e10=e10_times_by_pair(e10_times_many(prepared, windows, stations, pairs=pairs)),
+        failures={(int(r[0]), str(r[1])): (int(r[2]), float(r[3]), float(r[5])) for r in fails.iter_rows()},
+        downtime_events={(int(r[0]), str(r[1])): int(r[2]) for r in events.iter_rows()},
+        top=_top(loss, "station"), line_top=_top(by_line, "line"),
+        waiting={(int(r[0]), str(r[1])): (float(r[2]), float(r[3])) for r in waiting.iter_rows()},
+        bad_s={pair: float(us) / 1e6 for pair, us in zip(pairs, bad_us, strict=True)},
+        first_start={str(r[0]): _from_us(int(r[1])) for r in firsts.iter_rows()},
+    )
+
+
+def _from_us(value: int) -> datetime:
+    return datetime.fromtimestamp(0, UTC) + timedelta(microseconds=value)
+
+
+def _top(loss: pl.DataFrame, key: str) -> dict[tuple[int, str], tuple[ReasonLoss, ...]]:
+    """Top loss reasons per (period, key), ordered as ``losses.top_reasons``."""
+    ranked = (loss.sort(["period", key, "seconds", "state", "reason"], descending=[False, False, True, False, False])
+              .group_by("period", key, maintain_order=True).head(TOP_REASONS))
+    out: dict[tuple[int, str], list[ReasonLoss]] = {}
+    for k, name, element, state, reason, seconds in ranked.select("period", key, "element", "state", "reason",
+                                                                  "seconds").iter_rows():
+        out.setdefault((k, name), []).append(ReasonLoss(element, state, reason, seconds))
+    return {pair: tuple(rows) for pair, rows in out.items()}
+
+
+def _station(plant: Plant, ln: Line, st: Station, eng: _Engine, k: int, p: _Period, te: datetime, as_of: datetime,
+             counts: Counts, energy_kwh: float | None, cos: pl.DataFrame | None) -> StationKpis:
+    path = str(st.path)
+    el = eng.elements[(k, path)]
+    failures, repair_s, udt_s = eng.failures[(k, path)]
+    iso = kpis(el, counts, st.ideal_cycle_s, energy_kwh, failures, udt_s)
+    e10 = e10_kpis(eng.e10[(k, path)], failures=failures, repair_s=repair_s,
+                   downtime_event_count=eng.downtime_events[(k, path)], cycles=counts.pq, tht_s=st.ideal_cycle_s,
                    recipe_units={sku: RecipeUnits(c.pq, c.sq, c.rq) for sku, c in counts.by_sku.items()})
-    by_reason = seconds_by_reason(states, p.t0, p.t1, scheduled, planned, changeover_counts_as_planned=cap)
-    top = _reason_losses(top_reasons(by_reason, TOP_REASONS))
     mine = None if cos is None else cos.filter((pl.col("end") >= p.t0) & (pl.col("end") < min(p.t1, te)))
-    kpi = StationKpis(
-        station=str(st.path), line=str(ln.path), elements=el, iso=iso, e10=e10, energy_kwh=energy_kwh,
-        losses=loss_tree(el, counts, st.ideal_cycle_s), top_reasons=top,
+    return StationKpis(
+        station=path, line=str(ln.path), elements=el, iso=iso, e10=e10, energy_kwh=energy_kwh,
+        losses=loss_tree(el, counts, st.ideal_cycle_s), top_reasons=eng.top.get((k, path), ()),
         changeovers=() if mine is None else _changeover_rows(mine),
         matrix=() if mine is None or mine.is_empty() else _matrix_rows(changeover_matrix(mine)),
-        quality=_quality(states, el.nodata_s, el.covered_fraction, p, te, as_of),
+        quality=_quality(eng, path, k, el.nodata_s, el.covered_fraction, p, te, as_of),
     )
-    return kpi, by_reason.with_columns(pl.lit(str(st.path)).alias("station"))
 
 
 def _changeovers(plant: Plant, st: Station, states: pl.DataFrame, good: pl.DataFrame) -> pl.DataFrame:
@@ -235,21 +314,14 @@ def _matrix_rows(frame: pl.DataFrame) -> tuple[MatrixCell, ...]:
                             r["mean_total_s"]) for r in frame.iter_rows(named=True))
 
 
-def _reason_losses(frame: pl.DataFrame) -> tuple[ReasonLoss, ...]:
-    return tuple(ReasonLoss(r["element"], r["state"], r["reason"], r["seconds"]) for r in frame.iter_rows(named=True))
-
-
-def _quality(states: pl.DataFrame, nodata_s: float, covered: float | None, p: _Period, te: datetime,
+def _quality(eng: _Engine, path: str, k: int, nodata_s: float, covered: float | None, p: _Period, te: datetime,
              as_of: datetime) -> DataQuality:
     end = min(p.t1, te)
-    clipped = states.with_columns(pl.col("start").clip(p.t0, end), pl.col("end").clip(p.t0, end))
-    dur = (pl.col("end") - pl.col("start")).dt.total_microseconds() / 1e6
-    bad = clipped.filter(pl.col("quality") != "good").select(dur.sum()).item()
-    first: datetime | None = states["start"].min() if states.height else None  # type: ignore[assignment]
+    first = eng.first_start.get(path)
     no_entry_end = end if first is None else min(max(first, p.t0), end)
     no_entry = max(0.0, (no_entry_end - p.t0).total_seconds()) if end > p.t0 else 0.0
     after = max(0.0, (p.t1 - max(p.t0, as_of)).total_seconds())
-    return DataQuality(covered, nodata_s, no_entry, float(bad or 0.0), after)
+    return DataQuality(covered, nodata_s, no_entry, eng.bad_s[(k, path)], after)
 
 
 def _line_pbt_s(ln: Line, a: datetime, b: datetime) -> float:
@@ -263,8 +335,8 @@ def _line_pbt_s(ln: Line, a: datetime, b: datetime) -> float:
     return scheduled - planned
 
 
-def _line(ln: Line, stations: Mapping[str, StationKpis], reasons: Mapping[str, pl.DataFrame], p: _Period,
-          te: datetime, extra: Any) -> LineKpis:
+def _line(ln: Line, stations: Mapping[str, StationKpis], eng: _Engine, k: int, p: _Period, te: datetime,
+          extra: Any) -> LineKpis:
     route = [str(s.path) for s in ln.stations]
     counts = {s: stations[s].iso.counts for s in route}
     line_gq: dict[str, int] = {}
@@ -277,12 +349,11 @@ def _line(ln: Line, stations: Mapping[str, StationKpis], reasons: Mapping[str, p
     oee = line_oee(line_gq, route_cycles, _line_pbt_s(ln, p.t0, min(p.t1, te)))
     by_product = {sku: line_yield([str(ln.station(i).path) for i in ids], counts, sku)
                   for sku, ids in ln.routes.items() if any(sku in c.by_sku for c in counts.values())}
-    waiting = {s: StationWaiting(stations[s].elements, *waiting_seconds(reasons[s])) for s in route}
-    all_reasons = pl.concat([reasons[s] for s in route]).drop("station")
+    waiting = {s: StationWaiting(stations[s].elements, *eng.waiting.get((k, s), (0.0, 0.0))) for s in route}
     return LineKpis(
         line=str(ln.path), line_type=ln.type.value, oee=oee, line_yield=line_yield(route, counts),
         yield_by_product=by_product, station_oee={s: stations[s].iso.oee for s in route},
-        bottleneck=bottleneck(route, waiting), top_reasons=_reason_losses(top_reasons(all_reasons, TOP_REASONS)),
+        bottleneck=bottleneck(route, waiting), top_reasons=eng.line_top.get((k, str(ln.path)), ()),
         type_kpis=extra,
     )
 

@@ -3,7 +3,8 @@
 Everything is aggregated where the data lies and only small results move into polars:
 
 - ``state_intervals``: state entries of the window plus the entry in force at ``t0`` (the last one before
-  it), turned into intervals by ``lead()`` in SQL. The open last interval ends at ``min(t1, as_of)``; rows
+  it), sent as one CSV text and turned into intervals in polars (ordered by ts, seq, source; each ends
+  where the station's next entry starts). The open last interval ends at ``min(t1, as_of)``; rows
   at or after ``as_of`` (the clock passed in) are ignored. Time before a station's first entry and time
   after ``as_of`` have no interval: the pure engine classifies "no interval" as nodata (twin.timemodel),
   so it is reported and never counted. Rows of quality bad or uncertain get quality ``nodata`` (their
@@ -76,6 +77,10 @@ def _utc(ts: datetime, field: str) -> datetime:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise StoreError(f"{field}: {ts!r} is naive; twinline times are timezone-aware UTC")
     return ts.astimezone(UTC)
+
+
+def _us(ts: datetime) -> int:
+    return (_utc(ts, "ts") - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def floor_hour(ts: datetime) -> datetime:
@@ -162,6 +167,10 @@ def _refresh(conn: psycopg.Connection[Any], view: str, lo: datetime | None, hi: 
 
 # --------------------------------------------------------------------------- states
 
+def _csv_field(column: str) -> str:
+    return f"""('"' || replace({column}, '"', '""') || '"')"""
+
+
 _STATES_SQL = """
 WITH a AS (SELECT unnest(%(assets)s::text[]) AS asset),
 prior AS (
@@ -176,11 +185,13 @@ inside AS (
     SELECT asset, ts, state, reason, quality, seq, source FROM state_event
     WHERE asset = ANY(%(assets)s) AND ts >= %(t0)s AND ts < %(te)s
 )
-SELECT asset, ts, coalesce(lead(ts) OVER w, %(te)s) AS until, state, reason, quality
+SELECT string_agg(concat_ws(',', {asset}, (extract(epoch FROM ts) * 1000000)::bigint, seq, {source}, {state},
+                            {reason}, {quality}), E'\\n')
 FROM (SELECT * FROM prior UNION ALL SELECT * FROM inside) r
-WINDOW w AS (PARTITION BY asset ORDER BY ts, seq, source)
-ORDER BY asset, ts, seq, source
-"""
+""".format(**{c: _csv_field(c) for c in ("asset", "source", "state", "reason", "quality")})
+# The rows travel unordered as one CSV text (epoch microseconds: one value, not 260k row messages) and polars
+# orders them and finds each interval's end: 3x faster than ORDER BY + lead() in SQL (a disk sort at 90 days)
+# followed by row-by-row fetching.
 
 _STATE_SCHEMA: dict[str, pl.DataType] = {"station": _S, "start": TS, "end": TS, "state": _S, "reason": _S,
                                          "quality": _S, "source_quality": _S}
@@ -197,12 +208,18 @@ def state_intervals(conn: psycopg.Connection[Any], stations: Sequence[str], t0: 
     if te <= a or not stations:
         return pl.DataFrame(schema=_STATE_SCHEMA)
     with translated("reading state intervals"):
-        rows = conn.execute(_STATES_SQL, {"assets": list(stations), "t0": a, "te": te}).fetchall()
-    schema: dict[str, pl.DataType] = {"station": _S, "start": TS, "end": TS, "state": _S,
-                                      "reason": _S, "source_quality": _S}
-    frame = pl.DataFrame(rows, schema=schema, orient="row")
-    return frame.filter(pl.col("end") > pl.col("start")).select(
-        "station", "start", "end", "state", "reason",
+        row = conn.execute(_STATES_SQL, {"assets": list(stations), "t0": a, "te": te}).fetchone()
+    if row is None or not row[0]:
+        return pl.DataFrame(schema=_STATE_SCHEMA)
+    raw = pl.read_csv(str(row[0]).encode(), has_header=False,  # "" is an empty string, an unquoted empty a NULL
+                      schema={"station": _S, "s": _I, "seq": _I, "source": _S, "state": _S, "reason": _S,
+                              "source_quality": _S})
+    # entries of one station at the same instant: the last by (seq, source) holds, the others last 0 s
+    ordered = raw.sort("station", "s", "seq", "source").with_columns(
+        pl.when(pl.col("station") == pl.col("station").shift(-1)).then(pl.col("s").shift(-1))
+        .otherwise(pl.lit(_us(te))).alias("e"))
+    return ordered.filter(pl.col("e") > pl.col("s")).select(
+        "station", pl.col("s").cast(TS).alias("start"), pl.col("e").cast(TS).alias("end"), "state", "reason",
         pl.when(pl.col("source_quality") == "good").then(pl.lit("good")).otherwise(pl.lit("nodata")).alias("quality"),
         "source_quality")
 
@@ -237,20 +254,22 @@ def _segments(windows: Sequence[Window], as_of: datetime, use_hourly: bool
     return ks, hourly, lo, hi
 
 
+# Each segment is its own index range scan (OFFSET 0 keeps the planner from flattening the LATERAL into one
+# join that reads every row of the stations and filters afterwards: 2.1 s instead of 0.03 s for 14 shifts).
 _COUNTS_SQL = """
 WITH seg AS (SELECT * FROM unnest(%(k)s::int[], %(hourly)s::bool[], %(a)s::timestamptz[], %(b)s::timestamptz[])
              AS s(k, hourly, a, b))
 SELECT k, asset, product, sum(good)::bigint, sum(scrap)::bigint, sum(rework)::bigint, sum(events)::bigint
 FROM (
     SELECT s.k, x.asset, x.product, x.good, x.scrap, x.rework, x.events
-    FROM seg s CROSS JOIN LATERAL (
+    FROM (SELECT * FROM seg WHERE hourly) s CROSS JOIN LATERAL (
         SELECT c.asset, c.product, c.good, c.scrap, c.rework, c.events FROM count_hourly c
-        WHERE s.hourly AND c.asset = ANY(%(assets)s) AND c.bucket >= s.a AND c.bucket < s.b) x
+        WHERE c.asset = ANY(%(assets)s) AND c.bucket >= s.a AND c.bucket < s.b OFFSET 0) x
     UNION ALL
     SELECT s.k, x.asset, x.product, x.good, x.scrap, x.rework, 1
-    FROM seg s CROSS JOIN LATERAL (
+    FROM (SELECT * FROM seg WHERE NOT hourly) s CROSS JOIN LATERAL (
         SELECT c.asset, c.product, c.good, c.scrap, c.rework FROM count_event c
-        WHERE NOT s.hourly AND c.asset = ANY(%(assets)s) AND c.ts >= s.a AND c.ts < s.b) x
+        WHERE c.asset = ANY(%(assets)s) AND c.ts >= s.a AND c.ts < s.b OFFSET 0) x
 ) u
 GROUP BY k, asset, product
 ORDER BY k, asset, product
@@ -262,14 +281,14 @@ WITH seg AS (SELECT * FROM unnest(%(k)s::int[], %(hourly)s::bool[], %(a)s::times
 SELECT k, asset, sum(energy_kwh), sum(samples)::bigint
 FROM (
     SELECT s.k, x.asset, x.energy_kwh, x.samples
-    FROM seg s CROSS JOIN LATERAL (
+    FROM (SELECT * FROM seg WHERE hourly) s CROSS JOIN LATERAL (
         SELECT c.asset, c.energy_kwh, c.samples FROM energy_hourly c
-        WHERE s.hourly AND c.asset = ANY(%(assets)s) AND c.bucket >= s.a AND c.bucket < s.b) x
+        WHERE c.asset = ANY(%(assets)s) AND c.bucket >= s.a AND c.bucket < s.b OFFSET 0) x
     UNION ALL
     SELECT s.k, x.asset, x.energy_kwh, 1
-    FROM seg s CROSS JOIN LATERAL (
+    FROM (SELECT * FROM seg WHERE NOT hourly) s CROSS JOIN LATERAL (
         SELECT c.asset, c.energy_kwh FROM energy_sample c
-        WHERE NOT s.hourly AND c.asset = ANY(%(assets)s) AND c.ts >= s.a AND c.ts < s.b) x
+        WHERE c.asset = ANY(%(assets)s) AND c.ts >= s.a AND c.ts < s.b OFFSET 0) x
 ) u
 GROUP BY k, asset
 ORDER BY k, asset
