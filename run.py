@@ -18,7 +18,7 @@ PY = VENV / "bin" / "python"
 STAMP = VENV / ".twinline-installed"
 
 if sys.version_info < (3, 11):  # noqa: UP036 - this guard is for users running an older python3
-    sys.exit("twinline needs Python 3.11 or newer (found %d.%d)" % sys.version_info[:2])
+    sys.exit("twinline needs Python 3.11 or newer (found %d.%d)" % sys.version_info[:2])  # noqa: UP031
 
 
 def _install() -> None:
