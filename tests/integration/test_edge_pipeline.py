@@ -101,6 +101,7 @@ def _assert_exact(col: Collector, server: ContractServer) -> None:
         assert act["states"] == exp["states"], st
 
 
+@pytest.mark.smoke
 async def test_line_data_arrives_complete_and_in_order(tmp_path: Path, mqtt_url: str, uid: str) -> None:
     line = f"l{uid}"
     server = ContractServer(line, ["s1", "s2"], free_port())
@@ -157,6 +158,7 @@ async def test_opcua_server_restart_is_survived(tmp_path: Path, mqtt_url: str, u
         col.close()
 
 
+@pytest.mark.smoke
 async def test_broker_stopped_mid_stream_loses_nothing(tmp_path: Path, broker_control: LocalBroker,
                                                        uid: str) -> None:
     """The broker is down for 10 s (not 30: the loss window is the same, the test time is not)."""

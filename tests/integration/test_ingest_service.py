@@ -33,6 +33,7 @@ def running(dsn: str, url: str, uid: str, **kw: object) -> Iterator[IngestServic
         service.stop()
 
 
+@pytest.mark.smoke
 def test_two_workers_split_a_stream_without_loss_or_duplicates(db_dsn: str, mqtt_shared_url: str, uid: str) -> None:
     stations = add_stations(db_dsn, f"site{uid}", 3)
     messages = stream(stations, 400, samples=5)
@@ -51,6 +52,7 @@ def test_two_workers_split_a_stream_without_loss_or_duplicates(db_dsn: str, mqtt
         pub.close()
 
 
+@pytest.mark.smoke
 def test_edge_birth_and_death_register_the_agent(db_dsn: str, mqtt_shared_url: str, uid: str) -> None:
     add_stations(db_dsn, f"site{uid}", 1)
     line = AssetPath(f"site{uid}", "fab", "L1")

@@ -26,6 +26,7 @@ def _env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("TWINLINE_")}, **extra}
 
 
+@pytest.mark.smoke
 def test_history_to_jsonl_and_backfill_into_the_store(db_dsn: str, tmp_path: Path) -> None:
     out, truth = tmp_path / "h.jsonl", tmp_path / "truth.json"
     done = subprocess.run([TWINLINE, "sim", "history", "--days", "0.05", "--line", "laptop", "--seed", "3",

@@ -74,6 +74,7 @@ async def _child(node: Any, name: str) -> Any:
     raise AssertionError(f"no child {name}")
 
 
+@pytest.mark.smoke
 async def test_independent_client_browses_and_subscribes(live: tuple[LiveLine, Collector]) -> None:
     line, _ = live
     async with Client(line.endpoint, timeout=30) as client:
@@ -113,6 +114,7 @@ async def test_independent_client_browses_and_subscribes(live: tuple[LiveLine, C
                 microsecond=dv.SourceTimestamp.microsecond)
 
 
+@pytest.mark.smoke
 async def test_mqtt_devices_publish_the_native_format(live: tuple[LiveLine, Collector], uid: str) -> None:
     _line, collector = live
 

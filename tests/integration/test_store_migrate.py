@@ -27,6 +27,7 @@ def _flavor(dsn: str) -> str:
     return str(row[0])
 
 
+@pytest.mark.smoke
 def test_second_migrate_applies_nothing(any_db_dsn: str) -> None:
     flavor = _flavor(any_db_dsn)
     again = migrate(any_db_dsn)
@@ -165,6 +166,7 @@ def test_timescaledb_layout(timescale_db_dsn: str) -> None:
         _assert_asset_ts_indexes(conn)
 
 
+@pytest.mark.smoke
 def test_plain_layout(plain_db_dsn: str) -> None:
     with psycopg.connect(plain_db_dsn) as conn:
         brin = {r[0] for r in conn.execute(

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 LATER = tf.DAY + timedelta(days=3)  # as_of well after every period read here
 
 
+@pytest.mark.smoke
 def test_classic_shift_example(any_db_dsn: str, uid: str) -> None:
     site = f"t{uid}"
     plant = tf.load(any_db_dsn, site)
@@ -86,6 +87,7 @@ def test_window_independence_day_equals_24_hours(any_db_dsn: str, uid: str) -> N
     assert [(c.from_product, c.to_product) for c in s2.changeovers] == [("A", "B"), ("B", "A")]
 
 
+@pytest.mark.smoke
 def test_per_shift_split_equals_whole(any_db_dsn: str, uid: str) -> None:
     site = f"t{uid}"
     plant = tf.load(any_db_dsn, site)

@@ -38,6 +38,7 @@ def _station(snap: LiveSnapshot, path: str) -> StationLive:
     return next(s for ln in snap.lines for s in ln.stations if s.station == path)
 
 
+@pytest.mark.smoke
 def test_live_twin_seeds_and_follows_the_stream(plain_db_dsn: str, mqtt_url: str, uid: str) -> None:
     site = f"t{uid}"
     plant = tf.load(plain_db_dsn, site)

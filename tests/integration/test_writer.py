@@ -40,6 +40,7 @@ def _all_channels() -> list[tuple[tuple[AssetPath, Channel], Envelope]]:
     ]
 
 
+@pytest.mark.smoke
 def test_every_channel_maps_to_its_table(any_db_dsn: str) -> None:
     with psycopg.connect(any_db_dsn) as conn:
         result = write_batch(conn, _all_channels())
@@ -58,6 +59,7 @@ def test_every_channel_maps_to_its_table(any_db_dsn: str) -> None:
             ("e", 1, "twinline/v1/s1/fab/L1/st1/state", 1)]
 
 
+@pytest.mark.smoke
 def test_resent_and_overlapping_batches_add_no_row(db_dsn: str) -> None:
     topic = parse_topic("twinline/v1/s1/fab/L1/st1/process")
     first = [(topic, process_envelope("a", i, 10)) for i in range(0, 20)]
@@ -74,6 +76,7 @@ def test_resent_and_overlapping_batches_add_no_row(db_dsn: str) -> None:
         assert write_batch(conn, [(topic, process_envelope("b", 0, 10))]).rows == 10
 
 
+@pytest.mark.smoke
 def test_concurrent_writers_of_the_same_envelopes_store_them_once(db_dsn: str) -> None:
     topic = parse_topic("twinline/v1/s1/fab/L1/st1/process")
     batch = [(topic, process_envelope("a", i, 50)) for i in range(40)]
