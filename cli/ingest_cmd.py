@@ -69,8 +69,11 @@ def run(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    service = IngestService(cfg)
-    service.start()
+    try:
+        service = IngestService(cfg)
+        service.start()
+    except OSError as exc:  # e.g. the broker URL's ca_file cannot be read: a setting, not a crash
+        raise CliError(f"ingest cannot start: {exc}", 2) from None
     typer.echo(f"ingest: {workers} worker(s) on {cfg.topic_filter} at {settings.mqtt}"
                + (f"; metrics on :{service.metrics_port}/metrics" if service.metrics_port else ""))
     try:

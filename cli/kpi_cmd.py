@@ -29,11 +29,14 @@ _COLUMNS = ("availability", "effectiveness", "quality_ratio", "oee", "nee", "set
 _LABELS = {
     "en": {"asset": "asset", "period": "period", "station": "station", "line": "line", "unknown": "unknown",
            "covered": "covered", "pq": "PQ", "gq": "GQ", "line_oee": "line OEE", "line_yield": "line yield",
-           "A": "A", "E": "E", "QR": "QR", "OEE": "OEE", "changeovers": "changeovers", "plan": "plan KPIs"},
+           "A": "A", "E": "E", "QR": "QR", "OEE": "OEE", "changeovers": "changeovers", "plan": "plan KPIs",
+           "dq": "data quality", "nodata": "nodata", "no_entry": "no entry", "bad": "bad quality",
+           "stale": "stale", "intervals": "intervals", "after": "after as_of"},
     "zh-CN": {"asset": "资产", "period": "时段", "station": "工位", "line": "产线", "unknown": "未知",
               "covered": "数据覆盖", "pq": "产量", "gq": "良品", "line_oee": "产线OEE", "line_yield": "产线良率",
               "A": "可用率", "E": "性能", "QR": "质量率", "OEE": "OEE", "changeovers": "换型次数",
-              "plan": "规划指标"},
+              "plan": "规划指标", "dq": "数据质量", "nodata": "无数据", "no_entry": "无记录", "bad": "质量不良",
+              "stale": "数据中断", "intervals": "段", "after": "截止时间之后"},
 }
 
 
@@ -79,6 +82,13 @@ def _text(result: KpiResult, lang: str) -> str:
                          _fmt(st.quality.covered_fraction, t["unknown"]), str(len(st.changeovers))))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        for path, st in period.stations.items():
+            q = st.quality
+            if q.nodata_s or q.no_entry_s or q.bad_quality_s or q.stale_s or q.after_as_of_s:
+                out.append(f"  {t['dq']} {path}: {t['covered']} {_fmt(q.covered_fraction, t['unknown'])}, "
+                           f"{t['nodata']} {q.nodata_s:.0f} s ({t['no_entry']} {q.no_entry_s:.0f} s, {t['bad']} "
+                           f"{q.bad_quality_s:.0f} s, {t['stale']} {q.stale_s:.0f} s in {len(q.stale_intervals)} "
+                           f"{t['intervals']}, {t['after']} {q.after_as_of_s:.0f} s)")
         for path, ln in period.lines.items():
             out.append(f"  {t['line']} {path}: {t['line_oee']} {_fmt(ln.oee.oee, t['unknown'])}, "
                        f"{t['line_yield']} {_fmt(ln.line_yield.line_yield, t['unknown'])}, "
@@ -90,7 +100,7 @@ def _csv(result: KpiResult) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(("period", "t0", "t1", "station", *_COLUMNS, "pq", "gq", "sq", "rq", "pbt_s", "apt_s",
-                     "nodata_s", "covered_fraction"))
+                     "nodata_s", "covered_fraction", "stale_s"))
     for period in (result.whole, *result.shifts):
         for path, st in period.stations.items():
             values = [getattr(st.iso, c) for c in _COLUMNS]
@@ -98,7 +108,8 @@ def _csv(result: KpiResult) -> str:
                              *("unknown" if v is None else repr(v) for v in values),
                              st.iso.counts.pq, st.iso.counts.gq, st.iso.counts.sq, st.iso.counts.rq,
                              repr(st.elements.pbt_s), repr(st.elements.apt_s), repr(st.elements.nodata_s),
-                             "unknown" if st.quality.covered_fraction is None else repr(st.quality.covered_fraction)))
+                             "unknown" if st.quality.covered_fraction is None else repr(st.quality.covered_fraction),
+                             repr(st.quality.stale_s)))
     return buf.getvalue()
 
 

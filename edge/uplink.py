@@ -7,6 +7,11 @@ most `inflight` un-acked at once -> on PUBACK delete the envelope. On disconnect
 with jitter, then again from the oldest un-acked envelope. A re-sent envelope is byte-identical (same
 source, seq and samples), which is what ingest's (source, seq) dedupe needs.
 
+TLS trusts `uplink.tls.ca_file`, else the URL's `?ca_file=`, else the system store (uns.mqtturl.tls_context).
+The password file and the TLS files are read again at every connect, so a fixed password or a renewed
+certificate is picked up without a restart. A refused or failed connect is one warning with the broker's
+reason (no traceback), and the agent keeps retrying while the queue holds the data.
+
 paho runs its network loop in its own thread; its callbacks only hand events to the asyncio loop with
 `call_soon_threadsafe` (no I/O, no locks in callbacks).
 """
@@ -29,7 +34,7 @@ from twinline.edge.errors import UplinkError
 from twinline.edge.queue import DurableQueue
 from twinline.edge.stats import UplinkStats
 from twinline.uns.envelope import SCHEMA_VERSION, EdgeStatus, encode_status
-from twinline.uns.mqtturl import parse_mqtt_url
+from twinline.uns.mqtturl import parse_mqtt_url, tls_context
 from twinline.uns.topics import edge_topic
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,7 @@ class _Conn:
         self.acks: list[tuple[int, bool]] = []
         self.wake = asyncio.Event()
         self.reason = ""
+        self.refusal = ""  # the broker's CONNACK reason when it refused us
 
 
 class Uplink:
@@ -88,15 +94,22 @@ class Uplink:
             client.username_pw_set(user, password)
         if self.url.tls or up.tls is not None:
             tls = up.tls
-            client.tls_set(ca_certs=str(self.cfg.path(tls.ca_file)) if tls and tls.ca_file else None,
-                           certfile=str(self.cfg.path(tls.cert_file)) if tls and tls.cert_file else None,
-                           keyfile=str(self.cfg.path(tls.key_file)) if tls and tls.key_file else None,
-                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            client.tls_insecure_set(bool(tls and tls.insecure))
+            ca_file = str(self.cfg.path(tls.ca_file)) if tls and tls.ca_file else self.url.ca_file
+            # files are read at every connect: a renewed certificate or a fixed CA file is picked up
+            client.tls_set_context(tls_context(
+                ca_file, str(self.cfg.path(tls.cert_file)) if tls and tls.cert_file else None,
+                str(self.cfg.path(tls.key_file)) if tls and tls.key_file else None,
+                check_hostname=not (tls and tls.insecure)))
         client.will_set(self.topic, self._status(False), qos=1, retain=True)
 
         def on_connect(c: Any, u: Any, flags: Any, rc: Any, props: Any) -> None:
-            loop.call_soon_threadsafe(_resolve, conn.connected, int(getattr(rc, "value", rc)))
+            code, text = int(getattr(rc, "value", rc)), str(rc)
+
+            def done() -> None:
+                if not conn.connected.done():
+                    conn.refusal = text
+                _resolve(conn.connected, code)
+            loop.call_soon_threadsafe(done)
 
         def on_disconnect(c: Any, u: Any, flags: Any, rc: Any, props: Any) -> None:
             def mark() -> None:
@@ -121,7 +134,10 @@ class Uplink:
 
     async def _connect(self, conn: _Conn) -> mqtt.Client:
         loop = asyncio.get_running_loop()
-        client = self._make_client(conn, loop)
+        try:
+            client = self._make_client(conn, loop)
+        except OSError as exc:  # ssl.SSLError too: a CA / certificate file that cannot be read or parsed
+            raise UplinkError(f"TLS set-up for {self.url} failed: {exc}") from exc
         try:
             await asyncio.to_thread(client.connect, self.url.host, self.url.port, self.cfg.uplink.keepalive_s)
         except (OSError, ssl.SSLError, ValueError) as exc:
@@ -133,8 +149,11 @@ class Uplink:
             rc = -2
         if rc != 0:
             _stop(client)
-            raise UplinkError(f"broker {self.url} refused the connection (reason {rc}: "
-                              f"{'no CONNACK' if rc == -2 else 'disconnected' if rc == -1 else 'refused'})")
+            why = {-2: f"no CONNACK within {self.cfg.uplink.connect_timeout_s:g} s",
+                   -1: "closed the connection before CONNACK"}.get(rc, f"refused: {conn.refusal}, reason code {rc}")
+            if rc in _CREDENTIALS_REFUSED:
+                why += "; check uplink.username / password_file (or the URL's user and password)"
+            raise UplinkError(f"broker {self.url} did not accept the connection ({why})")
         return client
 
     # ------------------------------------------------------------------ main loop
@@ -168,6 +187,8 @@ class Uplink:
                 self.stats.connected = False
                 self._client = None
                 _stop(client)
+            if self.halt.is_set():  # a graceful stop, not a lost connection
+                break
             self.stats.errors_total += 1
             self.stats.last_error = f"disconnected ({conn.reason})"
             delay = backoff_s(0, self.cfg.uplink.reconnect_min_s, self.cfg.uplink.reconnect_max_s)
@@ -227,6 +248,10 @@ class Uplink:
         while not info.is_published() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
         client.disconnect()
+
+
+# CONNACK reason codes (MQTT 5 numbering; paho maps 3.1.1 return codes 4 and 5 onto 134 and 135)
+_CREDENTIALS_REFUSED = frozenset({134, 135})  # bad user name or password, not authorized
 
 
 def _resolve(fut: asyncio.Future[int], value: int) -> None:

@@ -7,6 +7,9 @@ messages (MQTT 5 Receive Maximum), and the inbox holds twice that (messages of a
 still wait in it), so a put normally never waits. Overflow policy, should it fill anyway: BLOCK the network
 thread, i.e. stop reading the socket until the worker takes messages; nothing is dropped.
 
+TLS and credentials come from the URL (`mqtts://user:pass@host:port?ca_file=...`, uns/mqtturl.py); a failed
+TCP connection or TLS handshake is logged and retried by paho's loop, as is a refused CONNACK.
+
 The session is persistent (clean_start=False, Session Expiry Interval): messages delivered but not
 acknowledged when the process dies are delivered again when a worker with the same client id returns.
 """
@@ -26,7 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from twinline.uns.mqtturl import MqttUrl
+from twinline.uns.mqtturl import MqttUrl, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +66,11 @@ class Subscriber:
                                    protocol=mqtt.MQTTv5, manual_ack=True)
         if url.username is not None:
             self._client.username_pw_set(url.username, url.password)
-        if url.tls:
-            self._client.tls_set()
+        if url.tls:  # the broker's certificate and host name are checked; url.ca_file None = system trust store
+            self._client.tls_set_context(tls_context(url.ca_file))
         self._client.reconnect_delay_set(1, 5)
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_unsubscribe = self._on_unsubscribe
@@ -119,6 +123,10 @@ class Subscriber:
         log.info("ingest client %s connected to %s (session present: %s)", self.client_id, self.url,
                  flags.session_present)
         client.subscribe(self.topic, options=SubscribeOptions(qos=1))
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho passes no exception here: a refused TCP connection or a failed TLS handshake
+        log.warning("ingest client %s: cannot connect to %s (network or TLS); retrying", self.client_id, self.url)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode,
                        properties: Properties | None) -> None:

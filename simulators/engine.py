@@ -179,6 +179,7 @@ class _Station:
         env = self.env
         self.wins.extend(self._windows(0.0, CHUNK_S))
         env.process(self._calendar())
+        env.process(self._meter())
         self.proc = env.process(self._run())
         if self.p.mtbf_s > 0:
             env.process(self._breaker())
@@ -274,6 +275,17 @@ class _Station:
             a += CHUNK_S
             if a > env.now:
                 yield env.timeout(a - env.now)
+
+    def _meter(self) -> Generator[simpy.Event, Any, None]:
+        """The energy meter also reports on its own period, whatever the station does: a real meter is read
+        every `energy_interval_s`, and a silent station is how the twin recognises a dead link (stale data)."""
+        interval = self.m.params.energy_interval_s
+        while True:
+            wait = self.kwh_emit_t + interval - self.env.now
+            if wait > 0:
+                yield self.env.timeout(wait)
+            else:
+                self._emit_energy(self.env.now)
 
     def _breaker(self) -> Generator[simpy.Event, Any, None]:
         while True:

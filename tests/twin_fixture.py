@@ -20,7 +20,7 @@ from twinline.uns.plant import Plant, parse_plant
 PLANT_YAML = """
 version: 1
 site: {id: SITE, name: "Twin test site", timezone: Asia/Shanghai, epoch: "2026-01-01"}
-settings: {runup_window_units: 5, runup_rate_fraction: 0.95}
+settings: {runup_window_units: 5, runup_rate_fraction: 0.95, stale_after_s: 86400}  # hand-built rows are sparse
 products:
   - {sku: A, name: "Product A", family: f}
   - {sku: B, name: "Product B", family: f}

@@ -2,6 +2,8 @@
 
 All interval arithmetic runs on int64 microseconds since the Unix epoch (exact sums, no float drift);
 results are turned into float seconds only at the end. Intervals are half-open ``[start, end)``.
+``mark_stale`` overlays telemetry silences (stale gaps) on state intervals: the parts inside a gap get
+quality ``stale``, which the engine excludes like nodata.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from .errors import InputError
 I64 = npt.NDArray[np.int64]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US_PER_S = 1_000_000
-QUALITIES = frozenset({"good", "uncertain", "bad", "nodata"})
+QUALITIES = frozenset({"good", "uncertain", "bad", "nodata", "stale"})
 # Default data-quality policy: OPC UA "Uncertain" (e.g. last usable value) still carries the state;
-# "bad" and "nodata" (gaps, stale sources) do not and are excluded from every time element.
-EXCLUDED_QUALITIES: frozenset[str] = frozenset({"bad", "nodata"})
+# "bad", "nodata" (gaps, bad source status) and "stale" (the station's telemetry went silent, see
+# ``mark_stale``) do not and are excluded from every time element.
+EXCLUDED_QUALITIES: frozenset[str] = frozenset({"bad", "nodata", "stale"})
 
 STATE_COLUMNS = ("start", "end", "state", "reason", "quality")
 _VALID_PAIRS = pl.DataFrame(
@@ -104,7 +107,7 @@ def states_us(states: pl.DataFrame, field: str = "states", *, key: str | None = 
 
     Checks: columns present and non-null, timezone-aware datetimes, ``end >= start``, no two intervals
     overlap (a station is in exactly one state at a time), every (state, reason) pair allowed by
-    ``twinline.uns.states.REASONS``, quality one of good / uncertain / bad / nodata.
+    ``twinline.uns.states.REASONS``, quality one of good / uncertain / bad / nodata / stale.
     Zero-length intervals are dropped. With ``key`` (a column such as ``station``) the frame holds many
     stations: it is sorted by (key, start), the key column is kept and overlaps are checked per key.
     """
@@ -276,3 +279,63 @@ def station_windows(stations: Sequence[str], windows: Mapping[str, Iterable[Wind
     if not gs:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(gs), np.concatenate(ss), np.concatenate(es)
+
+
+def mark_stale(states: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
+    """State intervals with the parts inside stale ``gaps`` split off and given quality ``stale``.
+
+    ``states``: columns station, start, end, state, reason, quality (more columns are kept), intervals
+    disjoint per station (twin.store.state_intervals). ``gaps``: station, start, end, disjoint per station
+    (twin.store.stale_gaps). An interval is cut at the gap boundaries inside it; the pieces inside a gap
+    become ``stale`` except a trusted NST (quality good): a station that is not scheduled is not expected to
+    publish, so its silence says nothing about the link. Time without a state interval stays without one
+    (no entry / after ``as_of``). Pieces of one interval with the same quality stay one interval, so the
+    frame is unchanged where no gap touches it. Exact: integer microseconds.
+    """
+    require_columns(states, STATE_COLUMNS, "states")
+    require_columns(gaps, ("station", "start", "end"), "gaps")
+    if states.is_empty() or gaps.is_empty():
+        return states
+    columns = states.columns
+    index = {name: g for g, name in enumerate(sorted(set(states["station"].to_list())))}
+    st = states.with_columns(
+        pl.col("station").replace_strict(index, return_dtype=pl.Int64).alias("_g"),
+        _datetime_us(states, "start", "states").alias("_s"), _datetime_us(states, "end", "states").alias("_e"),
+    ).sort("_g", "_s")
+    gp = gaps.filter(pl.col("station").is_in(list(index))).select(
+        pl.col("station").replace_strict(index, return_dtype=pl.Int64).alias("_g"),
+        _datetime_us(gaps, "start", "gaps").alias("_s"), _datetime_us(gaps, "end", "gaps").alias("_e"))
+    lo, hi = int(st["_s"].min()), int(st["_e"].max())  # type: ignore[arg-type]
+    gp = gp.with_columns(pl.col("_s").clip(lo, hi), pl.col("_e").clip(lo, hi)).filter(
+        pl.col("_e") > pl.col("_s")).sort("_g", "_s")
+    if gp.is_empty():
+        return states
+    span = hi - lo + 1
+    if (len(index) + 1) * span >= _KEY_LIMIT:
+        raise InputError("gaps", "too many stations over too long a time for one overlay; split it")
+
+    def key(g: I64, t: I64) -> I64:
+        out: I64 = g * span + (t - lo)
+        return out
+
+    g, s, e = st["_g"].to_numpy(), st["_s"].to_numpy(), st["_e"].to_numpy()
+    gg, gs, ge = gp["_g"].to_numpy(), gp["_s"].to_numpy(), gp["_e"].to_numpy()
+    cuts = np.unique(np.concatenate([key(g, s), key(g, e), key(gg, gs), key(gg, ge)]))
+    cut_g, cut_t = cuts // span, cuts % span + lo
+    same = cut_g[:-1] == cut_g[1:]
+    seg_g, seg_s, seg_e = cut_g[:-1][same], cut_t[:-1][same], cut_t[1:][same]
+    row = locate(key(seg_g, seg_s), key(g, s), key(g, e))
+    inside = locate(key(seg_g, seg_s), key(gg, gs), key(gg, ge)) >= 0
+    keep = row >= 0
+    trusted_nst = (pl.col("state") == "NST") & (pl.col("quality") == "good")
+    pieces = st.drop("_s", "_e").with_row_index("_row")[row[keep]].with_columns(
+        pl.Series("_s", seg_s[keep], dtype=pl.Int64), pl.Series("_e", seg_e[keep], dtype=pl.Int64),
+        pl.when(pl.Series(inside[keep]) & ~trusted_nst).then(pl.lit("stale")).otherwise(pl.col("quality"))
+        .alias("quality"))
+    run = ((pl.col("_row") != pl.col("_row").shift(1)) | (pl.col("quality") != pl.col("quality").shift(1))
+           ).fill_null(True).cum_sum().alias("_run")
+    merged = pieces.with_columns(run).group_by("_run", maintain_order=True).agg(
+        pl.col("_s").min(), pl.col("_e").max(), pl.all().exclude("_s", "_e").first())
+    ts = states.schema["start"]
+    return merged.with_columns(pl.col("_s").cast(pl.Datetime("us", "UTC")).cast(ts).alias("start"),
+                               pl.col("_e").cast(pl.Datetime("us", "UTC")).cast(ts).alias("end")).select(columns)

@@ -80,7 +80,7 @@ class LiveTwin:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
-        from twinline.uns.mqtturl import parse_mqtt_url
+        from twinline.uns.mqtturl import parse_mqtt_url, tls_context
 
         now = self._clock()
         if self._dsn:
@@ -91,8 +91,11 @@ class LiveTwin:
                              client_id=self._client_id, protocol=mqtt.MQTTv311, clean_session=True)
         if url.username:
             client.username_pw_set(url.username, url.password)
-        if url.tls:
-            client.tls_set()
+        if url.tls:  # certificate and host name checked; url.ca_file None = the system trust store
+            try:
+                client.tls_set_context(tls_context(url.ca_file))
+            except OSError as exc:  # ssl.SSLError is an OSError too: an unreadable or invalid CA file
+                raise TwinError(f"live twin: cannot load the CA file {url.ca_file}: {exc}") from exc
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect

@@ -59,12 +59,28 @@ class ReasonLoss:
 
 
 @dataclass(frozen=True)
+class StaleInterval:
+    """A stretch of a period excluded because the station's telemetry was silent (twin.store.stale_gaps).
+
+    ``last_seen`` is the station's last telemetry instant before the silence; the stretch starts
+    ``stale_after_s`` later (possibly clipped to the period start).
+    """
+
+    start: datetime
+    end: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
 class DataQuality:
     """How much of the period the result rests on (issue 7 part 3).
 
     ``covered_fraction`` = (POT − nodata) / POT; ``nodata_s`` = scheduled seconds without a trusted state
-    (no entry yet, bad / uncertain quality, after ``as_of``); the parts are calendar seconds of the period
-    (scheduled or not) by cause.
+    (no entry yet, bad / uncertain quality, stale telemetry, after ``as_of``); the parts are calendar
+    seconds of the period (scheduled or not) by cause, each second under one cause only. ``stale_s`` is
+    the time whose state was excluded because the station's telemetry was silent longer than the plant's
+    ``stale_after_s`` (a trusted NST is kept: a non-scheduled station need not publish);
+    ``stale_intervals`` lists those stretches inside the period.
     """
 
     covered_fraction: float | None
@@ -72,6 +88,8 @@ class DataQuality:
     no_entry_s: float
     bad_quality_s: float
     after_as_of_s: float
+    stale_s: float = 0.0
+    stale_intervals: tuple[StaleInterval, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,4 +223,4 @@ def as_plain(value: Any) -> Any:
 
 
 __all__ = ["Changeover", "DataQuality", "KpiResult", "LaptopKpis", "LineKpis", "MatrixCell", "PanelKpis",
-           "PeriodResult", "ReasonLoss", "StationKpis", "WaferKpis", "as_plain"]
+           "PeriodResult", "ReasonLoss", "StaleInterval", "StationKpis", "WaferKpis", "as_plain"]

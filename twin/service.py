@@ -21,6 +21,17 @@ Readings fixed here (beside those of the engine modules):
   end of the read window is unknown (None).
 - Units with no product in the data are counted under product ``(none)``; having no ideal cycle time
   they make E and OEE unknown, as KPI.md asks.
+- Data quality (issue 7 part 3): time before a station's first state entry, time after ``as_of``, bad /
+  uncertain state rows and STALE telemetry are nodata: excluded from every time element (never counted as
+  running or stopped, not in PBT) and reported by cause in ``DataQuality``. Stale: wherever a station's
+  telemetry (rows of any of its channels: state, count, process, energy, product, alarm) is silent for more
+  than the plant setting ``stale_after_s``, the time from (last instant + stale_after_s) to the next
+  instant, or to ``min(t1, as_of)`` when none came, is stale (twin.store.stale_gaps, read in one query).
+  The edge agents publish energy and counts continuously while a station is scheduled, so such a silence
+  means the link (edge agent down, network cut, frozen device), not the machine: carrying the last state
+  on would count a dead link as running or stopped. The gaps are overlaid on the state intervals before
+  classification (quality ``stale``, ``_intervals.mark_stale``); a trusted NST keeps its state, as a
+  non-scheduled station need not publish. The elements still sum to the period.
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ import psycopg
 from twinline.uns.plant import Line, LineType, Plant, Station
 
 from . import store
-from ._intervals import Pairs, StationStates, overlaps
+from ._intervals import Pairs, StationStates, mark_stale, overlaps
 from .changeover import changeover_matrix, changeovers
 from .e10 import E10Times, RecipeUnits, e10_kpis, e10_times_by_pair, e10_times_many
 from .episodes import downtime_events_many, failure_counts_many
@@ -55,6 +66,7 @@ from .results import (
     MatrixCell,
     PeriodResult,
     ReasonLoss,
+    StaleInterval,
     StationKpis,
 )
 from .timemodel import TimeElements, classify_many, elements_by_pair
@@ -142,14 +154,15 @@ def compute(conn: psycopg.Connection[Any], plant: Plant, asset_path: str, t0: da
     plan = store.prepare_rollups(conn, None if wafer else t0, te, mode=rollups)
     periods = _periods(scope, t0, t1, per_shift)
     stations = scope.stations
-    states = store.state_intervals(conn, stations, t0, t1, as_of=as_of)
+    gaps = store.stale_gaps(conn, stations, t0, t1, as_of=as_of, stale_after_s=plant.settings.stale_after_s)
+    states = mark_stale(store.state_intervals(conn, stations, t0, t1, as_of=as_of), gaps)
     windows = [(p.t0, p.t1) for p in periods]
     counts = _counts_by(store.counts(conn, stations, windows, as_of=as_of, plan=plan))
     energy = _energy_by(store.energy(conn, stations, windows, as_of=as_of, plan=plan))
     good = store.good_units(conn, stations, t0, t1, as_of=as_of) if with_changeovers else None
     pairs = [(k, str(st.path)) for k, p in enumerate(periods) for ln, sts in scope.lines if str(ln.path) in p.lines
              for st in sts]
-    eng = _engine(plant, scope, states, periods, pairs, t0, t1, te)
+    eng = _engine(plant, scope, states, gaps, periods, pairs, t0, t1, te)
     cos = {} if good is None else {str(st.path): _changeovers(plant, st, eng.states_of(str(st.path)), good)
                                    for _, sts in scope.lines for st in sts}
     results = []
@@ -209,6 +222,8 @@ class _Engine:
     line_top: dict[tuple[int, str], tuple[ReasonLoss, ...]]
     waiting: dict[tuple[int, str], tuple[float, float]]
     bad_s: dict[tuple[int, str], float]
+    stale_s: dict[tuple[int, str], float]
+    stale: dict[tuple[int, str], tuple[StaleInterval, ...]]
     first_start: dict[str, datetime]
 
     def states_of(self, station: str) -> pl.DataFrame:
@@ -218,7 +233,7 @@ class _Engine:
             "state", "reason", "quality")
 
 
-def _engine(plant: Plant, scope: Scope, states: pl.DataFrame, periods: Sequence[_Period],
+def _engine(plant: Plant, scope: Scope, states: pl.DataFrame, gaps: pl.DataFrame, periods: Sequence[_Period],
             pairs: Sequence[tuple[int, str]], t0: datetime, t1: datetime, te: datetime) -> _Engine:
     cap = plant.settings.changeover_counts_as_planned
     scheduled: dict[str, list[tuple[datetime, datetime]]] = {}
@@ -246,8 +261,9 @@ def _engine(plant: Plant, scope: Scope, states: pl.DataFrame, periods: Sequence[
     quality_windows = [(p.t0, max(p.t0, min(p.t1, te))) for p in periods]
     index = {name: g for g, name in enumerate(stations)}
     bad_pairs = Pairs.of(quality_windows, len(stations), [(k, index[path]) for k, path in pairs])
-    rep, _, length = overlaps(bad_pairs, *prepared.arrays(prepared.frame.filter(pl.col("quality") != "good")))
+    rep, _, length = overlaps(bad_pairs, *prepared.arrays(prepared.frame.filter(pl.col("quality") == "nodata")))
     bad_us = np.bincount(rep, weights=length.astype(np.float64), minlength=len(pairs))
+    stale_us, stale = _stale(prepared, gaps, bad_pairs, pairs)
     firsts = prepared.frame.group_by("station").agg(pl.col("s").min())
     return _Engine(
         states=prepared,
@@ -258,8 +274,36 @@ def _engine(plant: Plant, scope: Scope, states: pl.DataFrame, periods: Sequence[
         top=_top(loss, "station"), line_top=_top(by_line, "line"),
         waiting={(int(r[0]), str(r[1])): (float(r[2]), float(r[3])) for r in waiting.iter_rows()},
         bad_s={pair: float(us) / 1e6 for pair, us in zip(pairs, bad_us, strict=True)},
+        stale_s={pair: float(us) / 1e6 for pair, us in zip(pairs, stale_us, strict=True)}, stale=stale,
         first_start={str(r[0]): _from_us(int(r[1])) for r in firsts.iter_rows()},
     )
+
+
+def _stale(prepared: StationStates, gaps: pl.DataFrame, quality_pairs: Pairs, pairs: Sequence[tuple[int, str]]
+           ) -> tuple[np.ndarray[Any, np.dtype[np.float64]], dict[tuple[int, str], tuple[StaleInterval, ...]]]:
+    """Stale µs per pair and the stale stretches of each pair (contiguous pieces merged) with the last instant seen."""
+    frame = prepared.frame.filter(pl.col("quality") == "stale")
+    g, s, e = prepared.arrays(frame)
+    rep, idx, length = overlaps(quality_pairs, g, s, e)
+    total = np.bincount(rep, weights=length.astype(np.float64), minlength=len(pairs)).astype(np.float64)
+    starts = np.maximum(s[idx], quality_pairs.a[rep])
+    ends = np.minimum(e[idx], quality_pairs.b[rep])
+    seen = {str(name): (sub["start"].dt.epoch("us").to_numpy(), sub["last_seen"].dt.epoch("us").to_numpy())
+            for (name,), sub in gaps.sort("station", "start").group_by("station")}
+    out: dict[tuple[int, str], list[StaleInterval]] = {}
+    for r, a, b in zip(rep.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        rows = out.setdefault(pairs[r], [])
+        if rows and _us(rows[-1].end) == a:
+            rows[-1] = StaleInterval(rows[-1].start, _from_us(b), rows[-1].last_seen)
+            continue
+        gap_starts, last = seen[pairs[r][1]]
+        seen_us = int(last[np.searchsorted(gap_starts, a, "right") - 1])
+        rows.append(StaleInterval(_from_us(a), _from_us(b), _from_us(seen_us)))
+    return total, {pair: tuple(rows) for pair, rows in out.items()}
+
+
+def _us(value: datetime) -> int:
+    return (value - datetime.fromtimestamp(0, UTC)) // timedelta(microseconds=1)
 
 
 def _from_us(value: int) -> datetime:
@@ -321,7 +365,8 @@ def _quality(eng: _Engine, path: str, k: int, nodata_s: float, covered: float | 
     no_entry_end = end if first is None else min(max(first, p.t0), end)
     no_entry = max(0.0, (no_entry_end - p.t0).total_seconds()) if end > p.t0 else 0.0
     after = max(0.0, (p.t1 - max(p.t0, as_of)).total_seconds())
-    return DataQuality(covered, nodata_s, no_entry, eng.bad_s[(k, path)], after)
+    return DataQuality(covered, nodata_s, no_entry, eng.bad_s[(k, path)], after, eng.stale_s[(k, path)],
+                       eng.stale.get((k, path), ()))
 
 
 def _line_pbt_s(ln: Line, a: datetime, b: datetime) -> float:

@@ -10,6 +10,17 @@ Everything is aggregated where the data lies and only small results move into po
   so it is reported and never counted. Rows of quality bad or uncertain get quality ``nodata`` (their
   original quality stays in ``source_quality``). An interval keeps its true start (possibly before
   ``t0``) so failure episodes that began earlier are not counted again; the engine clips.
+- ``stale_gaps``: where a station's telemetry went silent. Its telemetry instants are the ts of every row
+  of that station in state_event, count_event, process_sample, energy_sample, product_event and
+  alarm_event. Wherever two consecutive instants are more than ``stale_after_s`` (plant setting) apart,
+  and after the last instant up to ``min(t1, as_of)``, the time from (previous instant + stale_after_s)
+  to the next instant is STALE. Why: the edge agents publish energy and counts continuously while a
+  station is scheduled, so a silence longer than the limit means the link (edge agent down, network cut,
+  frozen device), not the machine, and the last state must not be carried on forever. The gaps are found
+  in SQL in one query (per station the instants of the window from the (asset, ts) indexes, plus the last
+  instant before ``t0`` so a silence spanning ``t0`` is seen, ``lag()`` over them, only gaps longer than
+  the limit returned); twin.service overlays them on the state intervals (``_intervals.mark_stale``:
+  quality ``stale``, excluded from every time element like nodata, reported apart).
 - ``counts`` / ``energy``: ``GROUP BY`` sums per window (one window, or every shift of a period in one
   query). Whole UTC hours inside a window are read from the hourly rollups ``count_hourly`` /
   ``energy_hourly``; the partial hours at the edges from the raw ``count_event`` / ``energy_sample``.
@@ -222,6 +233,58 @@ def state_intervals(conn: psycopg.Connection[Any], stations: Sequence[str], t0: 
         "station", pl.col("s").cast(TS).alias("start"), pl.col("e").cast(TS).alias("end"), "state", "reason",
         pl.when(pl.col("source_quality") == "good").then(pl.lit("good")).otherwise(pl.lit("nodata")).alias("quality"),
         "source_quality")
+
+
+# --------------------------------------------------------------------------- stale telemetry
+
+_TELEMETRY = ("state_event", "count_event", "process_sample", "energy_sample", "product_event", "alarm_event")
+_STALE_SQL = """
+WITH a AS (SELECT unnest(%(assets)s::text[]) AS asset)
+SELECT a.asset, (extract(epoch FROM g.prev) * 1000000)::bigint, (extract(epoch FROM g.next) * 1000000)::bigint
+FROM a CROSS JOIN LATERAL (
+    SELECT prev, ts AS next FROM (
+        SELECT ts, lag(ts) OVER (ORDER BY ts) AS prev FROM (
+            SELECT greatest({prior}) AS ts
+            UNION ALL
+            {inside}
+            UNION ALL
+            SELECT %(te)s::timestamptz
+        ) u WHERE ts IS NOT NULL
+    ) x
+    WHERE ts - prev > %(limit)s::interval
+) g
+""".format(
+    prior=", ".join(f"(SELECT t.ts FROM {t} t WHERE t.asset = a.asset AND t.ts < %(t0)s ORDER BY t.ts DESC LIMIT 1)"
+                    for t in _TELEMETRY),
+    inside="\n            UNION ALL\n            ".join(
+        f"SELECT t.ts FROM {t} t WHERE t.asset = a.asset AND t.ts >= %(t0)s AND t.ts < %(te)s" for t in _TELEMETRY))
+# Per station (LATERAL) the instants come from the (asset, ts) indexes; only gaps longer than the limit leave
+# the database. The last instant before t0 (any table) is included so a silence spanning t0 is seen, and te
+# closes the last silence. greatest() ignores NULLs (tables without a row before t0).
+STALE_SCHEMA: dict[str, pl.DataType] = {"station": _S, "start": TS, "end": TS, "last_seen": TS}
+
+
+def stale_gaps(conn: psycopg.Connection[Any], stations: Sequence[str], t0: datetime, t1: datetime, *,
+               as_of: datetime, stale_after_s: float) -> pl.DataFrame:
+    """Stale stretches of ``stations`` inside ``[t0, min(t1, as_of))`` (module docstring for the rule).
+
+    Columns: station, start (last instant + ``stale_after_s``), end (next instant, or ``min(t1, as_of)``),
+    last_seen (the last instant before the silence). ``start`` may lie before ``t0`` (a silence spanning
+    ``t0``). One query for all stations; only gaps longer than the limit leave the database.
+    """
+    if not stale_after_s > 0:
+        raise StoreError(f"stale_after_s must be positive, got {stale_after_s!r}")
+    a, te = _utc(t0, "t0"), effective_end(t0, t1, as_of)
+    if te <= a or not stations:
+        return pl.DataFrame(schema=STALE_SCHEMA)
+    limit = timedelta(seconds=stale_after_s)
+    with translated("reading telemetry gaps"):
+        rows = conn.execute(_STALE_SQL, {"assets": list(stations), "t0": a, "te": te, "limit": limit}).fetchall()
+    step = limit // timedelta(microseconds=1)
+    frame = pl.DataFrame(rows, schema={"station": _S, "prev": _I, "next": _I}, orient="row")
+    return frame.select("station", (pl.col("prev") + step).cast(TS).alias("start"),
+                        pl.col("next").cast(TS).alias("end"), pl.col("prev").cast(TS).alias("last_seen")
+                        ).sort("station", "start")
 
 
 # --------------------------------------------------------------------------- counts and energy
@@ -462,7 +525,7 @@ def _scrub(text: str, dsn: str) -> str:
     return text.replace(str(password), "***") if password else text
 
 
-__all__ = ["COUNT_SCHEMA", "ENERGY_SCHEMA", "GOOD_SCHEMA", "PROCESS_SCHEMA", "PRODUCT_SCHEMA", "Flavor",
-           "RollupMode", "RollupPlan", "Window", "ceil_hour", "connect", "counts", "effective_end", "energy",
-           "floor_hour", "good_units", "plant_body", "prepare_rollups", "process_by_product", "product_changes",
-           "state_intervals", "store_flavor", "telemetry_items", "translated"]
+__all__ = ["COUNT_SCHEMA", "ENERGY_SCHEMA", "GOOD_SCHEMA", "PROCESS_SCHEMA", "PRODUCT_SCHEMA", "STALE_SCHEMA",
+           "Flavor", "RollupMode", "RollupPlan", "Window", "ceil_hour", "connect", "counts", "effective_end",
+           "energy", "floor_hour", "good_units", "plant_body", "prepare_rollups", "process_by_product",
+           "product_changes", "stale_gaps", "state_intervals", "store_flavor", "telemetry_items", "translated"]

@@ -1,12 +1,20 @@
 """MQTT broker URLs: `mqtt://user:pass@host:1883` (plain) and `mqtts://...` (TLS, port 8883 by default).
 
-Credentials are percent-decoded (a `@` or `:` in a password is written `%40` / `%3A`). An optional
-`?client_id=name` sets the MQTT client id. Neither `str()` nor `repr()` nor any error message ever shows
-the password.
+Credentials are percent-decoded (a `@` or `:` in a password is written `%40` / `%3A`). URL options:
+`?client_id=name` sets the MQTT client id; `?ca_file=/path/ca.pem` (mqtts:// only) is the PEM file of the
+certificate authorities the broker's certificate is checked against, e.g. a plant's private CA. Without
+`ca_file` a TLS client trusts the system store (OpenSSL also honours `SSL_CERT_FILE` / `SSL_CERT_DIR`).
+
+`tls_context()` is the TLS client policy meant for every twinline MQTT client (used by the edge uplink,
+ingest and the live twin): the broker's certificate must chain to a trusted CA and, unless a test rig
+turns it off, match the host name; TLS 1.2 or newer (the `ssl.create_default_context` defaults). It reads
+the CA / certificate files when called (nothing at import). Neither `str()` nor `repr()` nor any error
+message ever shows the password.
 """
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -14,6 +22,7 @@ from twinline.uns.errors import SettingsError
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 MASK = "***"
+_OPTIONS = ("client_id", "ca_file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +35,7 @@ class MqttUrl:
     password: str | None = field(default=None, repr=False)
     tls: bool = False
     client_id: str | None = None
+    ca_file: str | None = None  # PEM bundle of trusted CAs (TLS only); None = the system trust store
 
     def __str__(self) -> str:
         scheme = "mqtts" if self.tls else "mqtt"
@@ -33,7 +43,12 @@ class MqttUrl:
         if self.username is not None:
             auth = quote(self.username, safe="") + (f":{MASK}" if self.password is not None else "") + "@"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        query = f"?client_id={quote(self.client_id, safe='')}" if self.client_id else ""
+        options = []
+        if self.client_id:
+            options.append(f"client_id={quote(self.client_id, safe='')}")
+        if self.ca_file:
+            options.append(f"ca_file={quote(self.ca_file, safe='/')}")
+        query = "?" + "&".join(options) if options else ""
         return f"{scheme}://{auth}{host}:{self.port}{query}"
 
 
@@ -64,19 +79,45 @@ def parse_mqtt_url(url: str, setting: str = "mqtt_url") -> MqttUrl:
     password = unquote(parts.password) if parts.password is not None else None
     if password is not None and not username:
         raise SettingsError(f"{setting}: a password is given without a user name")
+    options = _options(parts.query, setting)
+    if "ca_file" in options and scheme != "mqtts":
+        raise SettingsError(f"{setting}: ca_file is a TLS option (use mqtts://)")
     return MqttUrl(parts.hostname, port, username or None, password, scheme == "mqtts",
-                   _client_id(parts.query, setting))
+                   options.get("client_id"), options.get("ca_file"))
 
 
-def _client_id(query: str, setting: str) -> str | None:
-    client_id: str | None = None
+def _options(query: str, setting: str) -> dict[str, str]:
+    options: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
-        if key != "client_id":
-            raise SettingsError(f"{setting}: unknown URL option {key!r} (allowed: client_id)")
+        if key not in _OPTIONS:
+            raise SettingsError(f"{setting}: unknown URL option {key!r} (allowed: {', '.join(_OPTIONS)})")
         if not value:
-            raise SettingsError(f"{setting}: client_id is empty")
-        client_id = value
-    return client_id
+            raise SettingsError(f"{setting}: {key} is empty")
+        options[key] = value
+    return options
 
 
-__all__ = ["DEFAULT_PORTS", "MqttUrl", "parse_mqtt_url"]
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when the handshake fails: paho-mqtt 2.x drops such a socket without closing it."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except OSError:  # ssl.SSLError, timeouts, resets: close the descriptor, then let the error rise
+            self.close()
+            raise
+
+
+def tls_context(ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None, *,
+                check_hostname: bool = True) -> ssl.SSLContext:
+    """A client TLS context for a broker: trust `ca_file` (PEM) or, when None, the system store; an optional
+    client certificate; `check_hostname=False` only for test rigs. OSError / ssl.SSLError for unreadable files."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    context.check_hostname = check_hostname
+    context.sslsocket_class = _ClosingSSLSocket
+    return context
+
+
+__all__ = ["DEFAULT_PORTS", "MqttUrl", "parse_mqtt_url", "tls_context"]

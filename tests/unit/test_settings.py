@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 
 import pytest
 
 from twinline.uns.errors import SettingsError
-from twinline.uns.mqtturl import MqttUrl, parse_mqtt_url
+from twinline.uns.mqtturl import MqttUrl, parse_mqtt_url, tls_context
 from twinline.uns.settings import Settings, load_settings, mask_dsn
 
 pytestmark = pytest.mark.unit
@@ -185,6 +186,10 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
     ("mqtt://user@host", MqttUrl("host", 1883, "user", None)),
     ("mqtt://[::1]:1883", MqttUrl("::1", 1883)),
     ("mqtt://h?client_id=edge-7", MqttUrl("h", 1883, client_id="edge-7")),
+    ("mqtts://u:p@h:8884?ca_file=/etc/twinline/ca.pem", MqttUrl("h", 8884, "u", "p", True,
+                                                                ca_file="/etc/twinline/ca.pem")),
+    ("mqtts://h?client_id=c1&ca_file=%2Fpki%2Fplant%20ca.pem", MqttUrl("h", 8883, tls=True, client_id="c1",
+                                                                       ca_file="/pki/plant ca.pem")),
 ])
 def test_parse_mqtt_url(url: str, expected: MqttUrl) -> None:
     assert parse_mqtt_url(url) == expected
@@ -196,6 +201,24 @@ def test_mqtt_url_str_and_repr_hide_password() -> None:
     assert SECRET not in repr(url) and url.password == SECRET
     assert str(parse_mqtt_url("mqtt://broker")) == "mqtt://broker:1883"
     assert str(parse_mqtt_url("mqtt://u@[::1]")) == "mqtt://u@[::1]:1883"
+
+
+def test_mqtt_url_with_ca_file_round_trips_through_str() -> None:
+    url = parse_mqtt_url(f"mqtts://edge:{SECRET}@broker?client_id=a1&ca_file=/pki/plant%20ca.pem")
+    assert str(url) == "mqtts://edge:***@broker:8883?client_id=a1&ca_file=/pki/plant%20ca.pem"
+    assert parse_mqtt_url(str(url).replace("***", SECRET)) == url
+
+
+def test_tls_context_checks_certificate_and_host_name(tmp_path: Path) -> None:
+    context = tls_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert not tls_context(check_hostname=False).check_hostname
+    with pytest.raises(FileNotFoundError):
+        tls_context(str(tmp_path / "missing-ca.pem"))
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    with pytest.raises(ssl.SSLError):
+        tls_context(str(tmp_path / "junk.pem"))
 
 
 @pytest.mark.parametrize(("url", "words"), [
@@ -210,6 +233,8 @@ def test_mqtt_url_str_and_repr_hide_password() -> None:
     ("mqtt://broker/topic", "no path"),
     (f"mqtt://:{SECRET}@broker", "without a user name"),
     ("mqtt://broker?qos=1", "unknown URL option 'qos'"),
+    ("mqtt://broker?ca_file=/ca.pem", "ca_file is a TLS option (use mqtts://)"),
+    (f"mqtts://u:{SECRET}@broker?ca_file=", "ca_file is empty"),
 ])
 def test_bad_mqtt_urls(url: str, words: str) -> None:
     with pytest.raises(SettingsError, match="mqtt_url") as info:
