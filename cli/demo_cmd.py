@@ -149,7 +149,8 @@ def _live(stack: ExitStack, dsn: str, mqtt: str, plant: Plant, plant_file: str, 
     started = time.monotonic()
     try:
         while duration_s is None or time.monotonic() - started < duration_s:
-            time.sleep(min(every_s, max(0.0, (duration_s or every_s) - (time.monotonic() - started))) or every_s)
+            left = None if duration_s is None else duration_s - (time.monotonic() - started)
+            time.sleep(every_s if left is None else max(0.0, min(every_s, left)))
             _say(f"live twin at {datetime.now(UTC):%H:%M:%S} UTC:\n{render(twin.snapshot(), lang=lang)}")
             for proc, name in [(ingest_proc, "ingest"), *((a, "edge agent") for a in agents)]:
                 if proc.poll() is not None:
