@@ -28,7 +28,7 @@ from twinline.edge.errors import MappingError, SourceError
 from twinline.edge.normalise import Normaliser, Reading
 from twinline.edge.stats import SourceStats
 from twinline.edge.tagmap import MqttDevice, Tag
-from twinline.uns.mqtturl import parse_mqtt_url
+from twinline.uns.mqtturl import parse_mqtt_url, tls_context
 from twinline.uns.topics import AssetPath
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class MqttSource:
             password = read_secret(self.cfg, src.password_file) if src.password_file else self.url.password
             client.username_pw_set(self.url.username, password)
         if self.url.tls:
-            client.tls_set()
+            client.tls_set_context(tls_context(self.url.ca_file))
 
         def on_connect(c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
             if getattr(rc, "is_failure", False):

@@ -83,7 +83,7 @@ class Committed:
 
 def commit(conn: psycopg.Connection[Any], batch: Batch, registry: AssetRegistry, now: datetime) -> Committed:
     """Write the batch in one transaction; psycopg errors rise (the caller retries with backoff)."""
-    registry.ensure(conn, (str(a.topic.asset) for a in batch.accepted))
+    registry.ensure(conn, (str(a.topic.asset) for a in batch.accepted), (s.line for s, _ in batch.statuses))
     good: list[Accepted] = []
     dead = list(batch.dead)
     for a in batch.accepted:
@@ -91,14 +91,16 @@ def commit(conn: psycopg.Connection[Any], batch: Batch, registry: AssetRegistry,
             good.append(a)
         else:
             dead.append(a.unknown_asset(now))
+    statuses = [(s, at) for s, at in batch.statuses if registry.known_line(s.line)]
+    dead += [s.unknown_line(now) for s, _ in batch.statuses if not registry.known_line(s.line)]
     with conn.transaction():
         if dead:
             write_dead_letters(conn, dead)
         written = write_batch(conn, [(a.topic, a.envelope) for a in good])
-        if batch.statuses:
+        if statuses:
             with conn.cursor() as cur:
-                cur.executemany(_UPSERT_AGENT, [_agent_row(s, at) for s, at in batch.statuses])
-    return Committed(written, Counter(reason_code(d.reason) for d in dead), len(batch.statuses),
+                cur.executemany(_UPSERT_AGENT, [_agent_row(s, at) for s, at in statuses])
+    return Committed(written, Counter(reason_code(d.reason) for d in dead), len(statuses),
                      sum(len(a.envelope.samples) for a in good))
 
 

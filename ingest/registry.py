@@ -29,6 +29,7 @@ class AssetRegistry:
         self.recheck_s = recheck_s
         self._monotonic = monotonic
         self.stations: frozenset[str] = frozenset()
+        self.lines: frozenset[str] = frozenset()  # lines with at least one active station
         self.epoch: datetime | None = None
         self._loaded_at: float | None = None
 
@@ -40,18 +41,24 @@ class AssetRegistry:
         if not conn.autocommit:
             conn.commit()
         self.stations = stations
+        self.lines = frozenset(p.rsplit("/", 1)[0] for p in stations)
         self.epoch = row[0] if row is not None else None
         self._loaded_at = self._monotonic()
 
-    def ensure(self, conn: psycopg.Connection[Any], assets: Iterable[str]) -> None:
-        """Refresh when due, or when one of `assets` is unknown and the last refresh is `recheck_s` old."""
+    def ensure(self, conn: psycopg.Connection[Any], assets: Iterable[str], lines: Iterable[str] = ()) -> None:
+        """Refresh when due, or when one of `assets` (stations) or `lines` is unknown and the last refresh is
+        `recheck_s` old."""
         age = None if self._loaded_at is None else self._monotonic() - self._loaded_at
         stale = age is None or age >= self.refresh_s
-        if stale or (age is not None and age >= self.recheck_s and any(a not in self.stations for a in assets)):
+        unknown = any(a not in self.stations for a in assets) or any(ln not in self.lines for ln in lines)
+        if stale or (age is not None and age >= self.recheck_s and unknown):
             self.refresh(conn)
 
     def known(self, asset: str) -> bool:
         return asset in self.stations
+
+    def known_line(self, line: str) -> bool:
+        return line in self.lines
 
 
 __all__ = ["AssetRegistry"]

@@ -15,9 +15,9 @@ from typing import Final, TypeAlias
 import msgspec
 
 from twinline.ingest.writer import DeadLetter
-from twinline.uns.envelope import EdgeStatus, Envelope, decode, decode_status, encode, validate
+from twinline.uns.envelope import EdgeStatus, Envelope, decode, decode_status, encode, encode_status, validate
 from twinline.uns.errors import ContractError
-from twinline.uns.topics import PREFIX, ParsedTopic, parse_topic
+from twinline.uns.topics import EDGE_SEGMENT, PREFIX, ParsedTopic, parse_topic
 
 BAD_TOPIC: Final = "bad_topic"
 MALFORMED: Final = "malformed"
@@ -57,6 +57,11 @@ class StatusUpdate:
     line: str
     agent: str
     status: EdgeStatus
+
+    def unknown_line(self, now: datetime) -> DeadLetter:
+        """The dead letter of a birth / death from a line that has no active station in the plant model."""
+        return DeadLetter(now, f"{PREFIX}/{self.line}/{EDGE_SEGMENT}/{self.agent}", encode_status(self.status),
+                          f"{UNKNOWN_ASSET}: line {self.line} has no active station in the plant model", "topic")
 
 
 Verdict: TypeAlias = Accepted | StatusUpdate | DeadLetter | None  # None: nothing to store (a cleared retained status)

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from twinline.simulators.errors import LiveError
-from twinline.uns.mqtturl import MqttUrl
+from twinline.uns.mqtturl import MqttUrl, tls_context
 from twinline.uns.states import E10, Reason
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ class MqttDevices:
         if url.username is not None:
             self.client.username_pw_set(url.username, url.password)
         if url.tls:
-            self.client.tls_set_context(ssl.create_default_context())
+            self.client.tls_set_context(tls_context(url.ca_file))
         self.client.max_queued_messages_set(max_queued)
         self.client.reconnect_delay_set(1, 5)
 

@@ -11,4 +11,9 @@ Pure engine (no I/O, no clock; frames and explicit parameters in, frozen results
 - ``plan``       plan KPIs, energy and carbon, maturity banding (KPI.md 6-8)
 - ``losses``     loss tree, top reasons, bottleneck (KPI.md 2)
 - ``errors``     the package's exception tree
+
+Read side: ``store`` (the SQL read model over ingest's schema: state intervals, sums per window or shift,
+stale-telemetry gaps, rollup refresh), ``service`` (``compute``: KPIs of a station, line, area or site for a
+period or per shift), ``planread`` (``plan_kpis``: baseline vs current), ``linetypes`` (wafer, panel and
+laptop figures), ``results`` (the frozen result types), ``live`` (``LiveTwin`` and ``render``).
 """

@@ -72,6 +72,23 @@ def test_edge_birth_and_death_register_the_agent(db_dsn: str, mqtt_shared_url: s
         pub.close()
 
 
+def test_birth_from_a_line_without_stations_is_a_dead_letter(db_dsn: str, mqtt_shared_url: str, uid: str) -> None:
+    add_stations(db_dsn, f"site{uid}", 1)
+    stranger = AssetPath(f"site{uid}", "fab", "L9")
+    topic = edge_topic(stranger, f"agent{uid}")
+    pub = Publisher(mqtt_shared_url, f"pub-{uid}")
+    try:
+        with running(db_dsn, mqtt_shared_url, uid):
+            pub.publish_all([(topic, encode_status(EdgeStatus(1, f"agent{uid}", True)))])
+            wait_until(lambda: scalar(db_dsn, "SELECT count(*) FROM dead_letter WHERE topic = %s", (topic,)),
+                       30, what="dead letter of the stranger's birth")
+        reason = scalar(db_dsn, "SELECT reason FROM dead_letter WHERE topic = %s", (topic,))
+        assert str(reason).startswith("unknown_asset: line ") and str(stranger) in str(reason)
+        assert scalar(db_dsn, "SELECT count(*) FROM edge_agent WHERE agent = %s", (f"agent{uid}",)) == 0
+    finally:
+        pub.close()
+
+
 def test_metrics_endpoint_and_heartbeat(db_dsn: str, mqtt_shared_url: str, uid: str) -> None:
     stations = add_stations(db_dsn, f"site{uid}", 1)
     pub = Publisher(mqtt_shared_url, f"pub-{uid}")
