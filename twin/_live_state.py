@@ -6,7 +6,6 @@ Everything here runs under the LiveTwin's lock or on frozen data; no I/O.
 from __future__ import annotations
 
 import bisect
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +15,7 @@ from twinline.uns.calendar import ShiftWindow
 from twinline.uns.plant import Line
 
 from .iso22400 import Counts, ProductCounts, kpis, ratio
+from .lines import line_pbt_s
 from .timemodel import time_elements
 
 _HOUR = timedelta(hours=1)
@@ -164,16 +164,6 @@ class StationState:
                            availability, oee)
 
 
-def _productive_s(ln: Line, a: datetime, b: datetime) -> float:
-    """Scheduled seconds of [a, b) outside line-wide planned downtime."""
-    if b <= a:
-        return 0.0
-    sched = math.fsum(max(0.0, (min(w.end, b) - max(w.start, a)).total_seconds())
-                      for w in ln.calendar.shift_windows(a, b))
-    planned = math.fsum((w.end - w.start).total_seconds() for w in ln.calendar.planned_downtime_windows(a, b, ""))
-    return sched - planned
-
-
 def build_line(ln: Line, stations: list[StationState], now: datetime) -> LineLive:
     """Frozen view of one line (plan vs actual and forecast as in twin.live's docstring)."""
     lives = tuple(st.live(now) for st in stations)
@@ -188,11 +178,11 @@ def build_line(ln: Line, stations: list[StationState], now: datetime) -> LineLiv
     hourly = []
     for k, (a, b) in enumerate(last.hour_windows(shift.start, min(now, shift.end))):
         hour_end = min(a + _HOUR, shift.end)
-        plan = None if cycle is None else _productive_s(ln, a, hour_end) / cycle
+        plan = None if cycle is None else line_pbt_s(ln, a, hour_end) / cycle
         hourly.append(HourPlan(a, plan, last.hourly.get(k, 0)))
         del b
-    elapsed = _productive_s(ln, shift.start, min(now, shift.end))
-    remaining = _productive_s(ln, min(now, shift.end), shift.end)
+    elapsed = line_pbt_s(ln, shift.start, min(now, shift.end))
+    remaining = line_pbt_s(ln, min(now, shift.end), shift.end)
     rate = ratio(output, elapsed) if last.entries or last.counts else None  # no data is unknown, not 0
     forecast = None if rate is None else output + rate * remaining
     return LineLive(str(ln.path), f"{shift.day.isoformat()} {shift.name}", shift.start, shift.end, lives, output,

@@ -16,6 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+
+from twinline.uns.plant import Line
 
 from .errors import InputError
 from .iso22400 import Counts, ratio
@@ -81,3 +84,17 @@ def line_yield(route: Sequence[str], station_counts: Mapping[str, Counts], sku: 
     values = [y for _, y in yields]
     total = None if not values or any(y is None for y in values) else math.prod(y for y in values if y is not None)
     return LineYield(total, tuple(yields))
+
+
+def line_pbt_s(line: Line, a: datetime, b: datetime) -> float:
+    """Line PBT over [a, b): scheduled time of the line calendar − line-wide planned downtime (KPI.md 4).
+
+    A planned-downtime entry naming stations is not line-wide; the station path "" matches only entries
+    for every station.
+    """
+    if b <= a:
+        return 0.0
+    scheduled = math.fsum(max(0.0, (min(w.end, b) - max(w.start, a)).total_seconds())
+                          for w in line.calendar.shift_windows(a, b))
+    planned = math.fsum((w.end - w.start).total_seconds() for w in line.calendar.planned_downtime_windows(a, b, ""))
+    return scheduled - planned

@@ -36,7 +36,6 @@ Readings fixed here (beside those of the engine modules):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,7 +54,7 @@ from .e10 import E10Times, RecipeUnits, e10_kpis, e10_times_by_pair, e10_times_m
 from .episodes import downtime_events_many, failure_counts_many
 from .errors import InputError, UnknownAsset
 from .iso22400 import Counts, ProductCounts, kpis
-from .lines import line_oee, line_yield
+from .lines import line_oee, line_pbt_s, line_yield
 from .linetypes import type_kpis
 from .losses import StationWaiting, bottleneck, loss_tree
 from .results import (
@@ -182,7 +181,7 @@ def compute(conn: psycopg.Connection[Any], plant: Plant, asset_path: str, t0: da
                     extra = type_kpis(conn, plant, ln, t0, t1, as_of=as_of, plan=plan,
                                       station_counts={str(s.path): station_kpis[str(s.path)].iso.counts
                                                       for s in ln.stations},
-                                      line_pbt_s=_line_pbt_s(ln, p.t0, min(p.t1, te))) if k == 0 else None
+                                      line_pbt_s=line_pbt_s(ln, p.t0, min(p.t1, te))) if k == 0 else None
                     lines[str(ln.path)] = _line(ln, station_kpis, eng, k, p, te, extra)
         results.append(PeriodResult(p.label, p.t0, p.t1, station_kpis, lines))
     return KpiResult(scope.asset, scope.kind, t0, t1, as_of, plant.settings.as_dict(), results[0], tuple(results[1:]))
@@ -369,17 +368,6 @@ def _quality(eng: _Engine, path: str, k: int, nodata_s: float, covered: float | 
                        eng.stale.get((k, path), ()))
 
 
-def _line_pbt_s(ln: Line, a: datetime, b: datetime) -> float:
-    """Line PBT over [a, b): scheduled time of the line calendar − line-wide planned downtime (KPI.md 4)."""
-    if b <= a:
-        return 0.0
-    scheduled = math.fsum(max(0.0, (min(w.end, b) - max(w.start, a)).total_seconds())
-                          for w in ln.calendar.shift_windows(a, b))
-    # a planned-downtime entry naming stations is not line-wide; "" matches only entries for every station
-    planned = math.fsum((w.end - w.start).total_seconds() for w in ln.calendar.planned_downtime_windows(a, b, ""))
-    return scheduled - planned
-
-
 def _line(ln: Line, stations: Mapping[str, StationKpis], eng: _Engine, k: int, p: _Period, te: datetime,
           extra: Any) -> LineKpis:
     route = [str(s.path) for s in ln.stations]
@@ -391,7 +379,7 @@ def _line(ln: Line, stations: Mapping[str, StationKpis], eng: _Engine, k: int, p
         if last is not None and last.gq > 0:
             line_gq[sku] = last.gq
             route_cycles[sku] = [ln.station(i).ideal_cycle_s.get(sku) for i in ids]
-    oee = line_oee(line_gq, route_cycles, _line_pbt_s(ln, p.t0, min(p.t1, te)))
+    oee = line_oee(line_gq, route_cycles, line_pbt_s(ln, p.t0, min(p.t1, te)))
     by_product = {sku: line_yield([str(ln.station(i).path) for i in ids], counts, sku)
                   for sku, ids in ln.routes.items() if any(sku in c.by_sku for c in counts.values())}
     waiting = {s: StationWaiting(stations[s].elements, *eng.waiting.get((k, s), (0.0, 0.0))) for s in route}
