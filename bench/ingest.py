@@ -32,10 +32,10 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from writer import _fresh_db
+from writer import _fresh_db, raw_copy
 
 from twinline.cli.embedded import LocalBroker
-from twinline.ingest.rows import TABLES, rows_of
+from twinline.ingest.rows import rows_of
 from twinline.uns.envelope import Envelope, ProcessSample, encode
 from twinline.uns.mqtturl import parse_mqtt_url
 from twinline.uns.topics import AssetPath, Channel, data_topic
@@ -111,18 +111,6 @@ def _publish(url: str, messages: list[tuple[str, bytes]]) -> None:
         client.loop_stop()
 
 
-def _raw_copy(dsn: str, rows: list[tuple[Any, ...]]) -> float:
-    spec = TABLES[Channel.PROCESS]
-    with psycopg.connect(dsn) as conn:
-        t = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(spec.copy_sql) as copy:
-            copy.set_types(list(spec.types))
-            for row in rows:
-                copy.write_row(row)
-        conn.commit()
-        return time.perf_counter() - t
-
-
 def _profiled_run(dsn: str, url: str, n: int, batch_rows: int, messages: list[tuple[str, bytes]], out: str) -> None:
     from twinline.ingest.batch import BatchPolicy
     from twinline.ingest.service import IngestConfig, IngestService, IngestWorker
@@ -183,7 +171,8 @@ def main() -> None:
                 threading.Thread(target=_publish, args=(url, messages), daemon=True).start()
                 _wait(lambda: _ledger(dsn) == len(messages), 600, "all envelopes", 0.02)
                 ingest_s = time.perf_counter() - t
-            raw_s = _raw_copy(raw_dsn, rows)
+            with psycopg.connect(raw_dsn) as raw_conn:
+                raw_s = raw_copy(raw_conn, rows)
     finally:
         if broker is not None:
             broker.stop()
